@@ -1,0 +1,97 @@
+"""All rules by code, and which of them a configuration enables.
+
+Selectors are rule codes, code prefixes ("GAP1", "GAP10") or family names
+("swallowed-error"). As in ruff, the most specific selector wins between
+`select` and `ignore`; on a tie, `ignore` wins. GAP000 (the file does not
+parse) is reported unless it is ignored explicitly.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from collections.abc import Iterable
+
+from gap_ls.core.rule import Rule
+from gap_ls.core.settings import Settings
+
+SYNTAX_ERROR = "GAP000"
+UNUSED_SUPPRESSION = "GAP001"
+
+
+@lru_cache(maxsize=1)
+def all_rules() -> tuple[type[Rule], ...]:
+    from gap_ls.rules import ALL_RULES
+
+    return tuple(sorted(ALL_RULES, key=lambda rule: rule.code))
+
+
+def rule_by_code(code: str) -> type[Rule] | None:
+    wanted = code.strip().upper()
+    for rule in all_rules():
+        if rule.code == wanted or rule.name == code.strip().lower():
+            return rule
+    return None
+
+
+def known_codes() -> frozenset[str]:
+    return frozenset(rule.code for rule in all_rules())
+
+
+def _specificity(selector: str, rule: type[Rule]) -> int | None:
+    """How specifically ``selector`` names ``rule`` (None: it does not)."""
+    if selector.lower() == rule.family.value:
+        return 1
+    if selector.lower() == rule.name:
+        return 10
+    upper = selector.upper()
+    if rule.code.startswith(upper):
+        return len(upper)
+    return None
+
+
+def _best(selectors: Iterable[str], rule: type[Rule]) -> int:
+    return max((s for s in (_specificity(sel, rule) for sel in selectors) if s is not None), default=-1)
+
+
+def is_enabled(rule: type[Rule], settings: Settings, extra_ignores: Iterable[str] = ()) -> bool:
+    ignores = (*settings.ignore, *extra_ignores)
+    selected = _best(settings.select, rule)
+    ignored = _best(ignores, rule)
+    if rule.code == SYNTAX_ERROR:
+        return not any(sel.upper() == SYNTAX_ERROR for sel in ignores)
+    return selected >= 0 and selected > ignored
+
+
+def enabled_rules(settings: Settings, extra_ignores: Iterable[str] = ()) -> tuple[type[Rule], ...]:
+    extra = tuple(extra_ignores)
+    return tuple(rule for rule in all_rules() if is_enabled(rule, settings, extra))
+
+
+def unknown_selectors(selectors: Iterable[str]) -> list[str]:
+    """Selectors that name no rule, for a warning that names them."""
+    return [sel for sel in selectors if not any(_specificity(sel, rule) is not None for rule in all_rules())]
+
+
+def settings_warnings(settings: Settings) -> list[str]:
+    origin = str(settings.config_file) if settings.config_file else "settings"
+    warnings = []
+    for key, selectors in (
+        ("select", settings.select),
+        ("ignore", settings.ignore),
+        ("severity", tuple(settings.severity)),
+        ("per-file-ignores", tuple(c for codes in settings.per_file_ignores.values() for c in codes)),
+    ):
+        for selector in unknown_selectors(selectors):
+            warnings.append(f"{origin}: `{key}` names unknown rule code {selector!r}")
+    return warnings
+
+
+def severity_of(rule: type[Rule], settings: Settings):
+    """The configured severity for ``rule`` (most specific selector wins), else its default."""
+    best = None
+    best_score = -1
+    for selector, severity in settings.severity.items():
+        score = _specificity(selector, rule)
+        if score is not None and score > best_score:
+            best, best_score = severity, score
+    return best if best is not None else rule.severity

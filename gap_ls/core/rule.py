@@ -1,0 +1,243 @@
+"""The rule framework: the Rule base class, what a rule reports, and the unit context.
+
+A rule is a libcst BatchableCSTVisitor. The engine runs every enabled rule
+over one unit (a top-level statement or class member) in a single batched
+traversal; a rule looks at nodes, asks the context about names, scopes and the
+module summary, and calls ``report()``. Rules never compute positions (the
+engine does, only for reported nodes) and never build edits (``gap_ls.fixes``
+does, when a user asks): they record the facts a fix needs in a FixRequest.
+
+The class docstring of a rule is its documentation (see ``ruledocs``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+from collections.abc import Iterator, Mapping
+
+import libcst as cst
+
+from gap_ls.core.model import Family, Severity
+from gap_ls.core.nodes import call_name, dotted_name
+from gap_ls.core.settings import Settings
+from gap_ls.core.source import Unit
+from gap_ls.core.summary import FunctionInfo, ModuleSummary
+
+# Calls that end the process or raise by contract, wherever they are imported from.
+NO_RETURN_CALLS = frozenset(
+    {
+        "sys.exit",
+        "builtins.exit",
+        "builtins.quit",
+        "os._exit",
+        "os.abort",
+        "flask.abort",
+        "werkzeug.exceptions.abort",
+        "fastapi.HTTPException",
+        "pytest.fail",
+        "pytest.skip",
+        "pytest.exit",
+        "typer.Exit",
+    }
+)
+# Receiver/method pairs that raise by contract: argparse's parser.error exits, click's
+# ctx.fail raises, unittest's self.fail raises, Celery's self.retry raises Retry, gRPC's
+# context.abort raises.
+NO_RETURN_METHODS = frozenset(
+    {
+        ("parser", "error"),
+        ("parser", "exit"),
+        ("self", "fail"),
+        ("self", "retry"),
+        ("task", "retry"),
+        ("ctx", "fail"),
+        ("ctx", "exit"),
+        ("ctx", "abort"),
+        ("context", "abort"),
+    }
+)
+
+
+@dataclass(frozen=True)
+class FixRequest:
+    kind: str
+    title: str
+    target: cst.CSTNode
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Report:
+    code: str
+    node: cst.CSTNode
+    message: str
+    header: bool
+    checked: tuple[str, ...]
+    unverifiable: tuple[str, ...]
+    related: tuple[tuple[cst.CSTNode, str], ...]
+    fixes: tuple[FixRequest, ...]
+    anchor: cst.CSTNode | None
+
+
+class UnitContext:
+    """What a rule may know while visiting one unit: parents, scopes, names, the summary."""
+
+    def __init__(self, unit: Unit, summary: ModuleSummary, settings: Settings) -> None:
+        self.unit = unit
+        self.summary = summary
+        self.settings = settings
+        self._parents: dict[int, cst.CSTNode] = {}
+        self._stack: list[cst.CSTNode] = []
+        self.cache: dict[tuple[str, int], Any] = {}
+
+    # -- traversal hooks (called by the engine around every node) --------------
+    def enter(self, node: cst.CSTNode) -> None:
+        if self._stack:
+            self._parents[id(node)] = self._stack[-1]
+        self._stack.append(node)
+
+    def leave(self, node: cst.CSTNode) -> None:
+        self._stack.pop()
+
+    # -- structure ----------------------------------------------------------------
+    def parent(self, node: cst.CSTNode) -> cst.CSTNode | None:
+        return self._parents.get(id(node))
+
+    def ancestors(self, node: cst.CSTNode) -> Iterator[cst.CSTNode]:
+        current = self._parents.get(id(node))
+        while current is not None:
+            yield current
+            current = self._parents.get(id(current))
+
+    def enclosing_function(self, node: cst.CSTNode) -> cst.FunctionDef | None:
+        for ancestor in self.ancestors(node):
+            if isinstance(ancestor, cst.FunctionDef):
+                return ancestor
+        return None
+
+    def enclosing_statement(self, node: cst.CSTNode) -> cst.CSTNode:
+        """The statement line or compound statement that contains ``node``."""
+        current: cst.CSTNode = node
+        for ancestor in self.ancestors(node):
+            if isinstance(current, (cst.SimpleStatementLine, cst.BaseCompoundStatement)):
+                return current
+            current = ancestor
+        return current
+
+    def qualname(self, function: cst.FunctionDef) -> str:
+        names = [function.name.value]
+        for ancestor in self.ancestors(function):
+            if isinstance(ancestor, (cst.FunctionDef, cst.ClassDef)):
+                names.append(ancestor.name.value)
+        return ".".join([*self.unit.class_path, *reversed(names)])
+
+    def class_name(self, function: cst.FunctionDef) -> str | None:
+        """Qualified name of the class ``function`` is a method of, if it is one."""
+        parent = self.parent(function)
+        # FunctionDef -> IndentedBlock -> ClassDef, or a unit that is a class member.
+        grand = self.parent(parent) if parent is not None else None
+        if isinstance(grand, cst.ClassDef):
+            return self.qualname_of_class(grand)
+        if parent is None and self.unit.class_path:
+            return ".".join(self.unit.class_path)
+        return None
+
+    def qualname_of_class(self, cls: cst.ClassDef) -> str:
+        names = [cls.name.value]
+        for ancestor in self.ancestors(cls):
+            if isinstance(ancestor, (cst.FunctionDef, cst.ClassDef)):
+                names.append(ancestor.name.value)
+        return ".".join([*self.unit.class_path, *reversed(names)])
+
+    def function_info(self, function: cst.FunctionDef) -> FunctionInfo | None:
+        return self.summary.function(self.qualname(function))
+
+    def is_async(self, node: cst.CSTNode) -> bool:
+        function = node if isinstance(node, cst.FunctionDef) else self.enclosing_function(node)
+        return function is not None and function.asynchronous is not None
+
+    # -- names --------------------------------------------------------------------
+    def qualify(self, node: cst.CSTNode | None) -> str | None:
+        name = dotted_name(node)
+        return self.summary.qualify(name) if name is not None else None
+
+    def qualify_call(self, node: cst.CSTNode | None) -> str | None:
+        name = call_name(node)
+        return self.summary.qualify(name) if name is not None else None
+
+    def never_returns(self, call: cst.Call) -> bool:
+        """True for calls that raise or exit by contract (used by the flow analysis)."""
+        qualified = self.qualify_call(call)
+        if qualified is None:
+            return False
+        if qualified in NO_RETURN_CALLS:
+            return True
+        owner, _, method = qualified.rpartition(".")
+        if (owner.split(".")[-1], method) in NO_RETURN_METHODS:
+            return True
+        scope = self.enclosing_function(call)
+        info = self.summary.resolve_function(
+            qualified,
+            self.qualname(scope) if scope is not None else None,
+            self.class_name(scope) if scope is not None else None,
+        )
+        return info is not None and info.never_returns
+
+
+class Rule(cst.BatchableCSTVisitor):
+    """Base class of every rule; subclasses set the class attributes and visit nodes."""
+
+    code: ClassVar[str]
+    name: ClassVar[str]
+    family: ClassVar[Family]
+    severity: ClassVar[Severity] = Severity.WARNING
+    title: ClassVar[str]
+    # Substrings one of which a unit must contain for this rule to have anything to
+    # look at; the engine skips parsing units that no enabled rule wants. None: always run.
+    triggers: ClassVar[tuple[str, ...] | None] = None
+    # Meta rules are produced by the engine itself and have no visitor logic.
+    meta: ClassVar[bool] = False
+
+    def __init__(self, context: UnitContext) -> None:
+        super().__init__()
+        self.context = context
+        self.reports: list[Report] = []
+
+    def report(
+        self,
+        node: cst.CSTNode,
+        message: str,
+        *,
+        header: bool = True,
+        checked: tuple[str, ...] | list[str] = (),
+        unverifiable: tuple[str, ...] | list[str] = (),
+        related: tuple[tuple[cst.CSTNode, str], ...] | list[tuple[cst.CSTNode, str]] = (),
+        fixes: tuple[FixRequest, ...] | list[FixRequest] = (),
+        anchor: cst.CSTNode | None = None,
+    ) -> None:
+        self.reports.append(
+            Report(
+                code=self.code,
+                node=node,
+                message=message,
+                header=header,
+                checked=tuple(checked),
+                unverifiable=tuple(unverifiable),
+                related=tuple(related),
+                fixes=tuple(fixes),
+                anchor=anchor,
+            )
+        )
+
+    def finish(self) -> None:
+        """Called after the traversal of a unit, when every node's parent is known."""
+
+    @classmethod
+    def triggers_for(cls, imports: Mapping[str, str]) -> tuple[str, ...] | None:
+        """The triggers plus every import alias of a name that contains one
+        (`from contextlib import suppress as quietly` adds "quietly")."""
+        if cls.triggers is None:
+            return None
+        aliases = tuple(alias for alias, name in imports.items() if any(t in name for t in cls.triggers))
+        return cls.triggers + aliases

@@ -1,0 +1,1 @@
+"""GAP0xx: findings about the analysis itself (the file does not parse, a suppression does nothing)."""
