@@ -69,7 +69,7 @@ def _explain(finding: Finding) -> list[str]:
     for related in finding.related:
         out.append(f"    see line {related.span.start.line + 1}: {related.message}")
     for fix in finding.fixes:
-        out.append(f"    fix available: {fix.title}")
+        out.append(f"    suggested fix: {fix.title}")
     return out
 
 

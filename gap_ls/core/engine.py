@@ -43,7 +43,7 @@ def analyze_bytes(data: bytes, settings: Settings | None = None, path: Path | No
         text = decode_source(data)
     except SourceDecodeError as exc:
         rules = registry.enabled_rules(settings, settings.ignored_for(path))
-        failure = SourceSyntaxError(f"cannot decode file: {exc}", 0, 0)
+        failure = SourceSyntaxError(f"File cannot be decoded: {exc}", 0, 0)
         return Analysis(findings=_syntax_findings(failure, rules, settings), parse_failed=True)
     return analyze(text, settings, path)
 
@@ -241,4 +241,5 @@ def _syntax_finding(message: str, line: int, column: int, settings: Settings) ->
 def _syntax_findings(exc: SourceSyntaxError, rules: Sequence[type[Rule]], settings: Settings) -> tuple[Finding, ...]:
     if not any(rule.code == registry.SYNTAX_ERROR for rule in rules):
         return ()
-    return (_syntax_finding(f"File does not parse: {exc.message}", exc.line, exc.column, settings),)
+    message = exc.message if exc.message.startswith("File ") else f"File does not parse: {exc.message}"
+    return (_syntax_finding(message, exc.line, exc.column, settings),)

@@ -37,7 +37,9 @@ def decode_source(data: bytes) -> str:
     try:
         encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
     except SyntaxError as exc:
-        raise SourceDecodeError(str(exc)) from exc
+        if "missing encoding declaration" not in str(exc):
+            raise SourceDecodeError(str(exc)) from exc
+        encoding = "utf-8"  # no cookie and the first lines are not UTF-8: say where below
     try:
         text = data.decode(encoding)
     except UnicodeDecodeError as exc:

@@ -12,6 +12,7 @@ from gap_ls.rules.errors.handlers import (
     HandlerFacts,
     Shape,
     assigned_in,
+    branches_on_error,
     classify,
     enclosing_loop,
     first_use,
@@ -22,6 +23,7 @@ from gap_ls.rules.errors.handlers import (
     mutated_objects,
     next_step,
     only_imports,
+    preceding_assignments,
     produced_names,
 )
 
@@ -105,7 +107,10 @@ class BroadHandlerContinues(HandlerRule):
             return
         if is_error_boundary(function, context) and facts.logs:
             return
+        if facts.raises_somewhere or branches_on_error(facts):
+            return  # it tells errors apart: which ones carry on is a visible decision
         produced = produced_names(facts.try_node) - assigned_in(handler)
+        produced -= set(preceding_assignments(facts.try_node, context))
         use = first_use(following_statements(facts.try_node, context), produced, mutated_objects(facts.try_node))
         if use is not None:
             self._report_use(facts, use)
@@ -126,7 +131,7 @@ class BroadHandlerContinues(HandlerRule):
             f"{facts.caught_text()} {facts.log_fact()}, then the code after the `try` uses `{name}` "
             "as if the `try` had succeeded",
             checked=(
-                f"catches {facts.caught_text()} (broad)",
+                f"{facts.caught_fact()} (broad)",
                 "no raise and no explicit failure on the path out of the handler",
                 facts.log_fact(),
                 f"`{name}` is set or updated in the `try` body and read after the handler",
@@ -144,7 +149,7 @@ class BroadHandlerContinues(HandlerRule):
             facts.handler,
             f"{facts.caught_text()} {facts.log_fact()} and {outcome}",
             checked=(
-                f"catches {facts.caught_text()} (broad)",
+                f"{facts.caught_fact()} (broad)",
                 "no raise and no explicit failure on the path out of the handler",
                 facts.log_fact(),
                 fact,

@@ -94,7 +94,7 @@ class BroadSuppress(HandlerRule):
             handler,
             f"{facts.caught_text()} with only `pass`: every error in the `try` is dropped without a trace",
             checked=(
-                f"catches {facts.caught_text()} (broad)",
+                f"{facts.caught_fact()} (broad)",
                 "the handler body is only `pass`/`...`",
                 "no comment in the handler explains why",
             ),

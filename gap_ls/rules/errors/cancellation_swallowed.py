@@ -82,7 +82,7 @@ class CancellationSwallowed(HandlerRule):
             f"{via} in async code and does not re-raise it: cancellation (timeouts, task groups, shutdown) stops working",
             checked=(
                 "the handler is in an `async def`",
-                f"{facts.caught_text()} catches asyncio cancellation",
+                f"{facts.caught_fact()}, which includes asyncio cancellation",
                 "at least one path through the handler does not raise",
             ),
             unverifiable=(

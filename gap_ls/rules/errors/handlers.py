@@ -98,7 +98,7 @@ _CLEANUP_CALLS = frozenset(
 _OBVIOUS_COMMENT_WORDS = frozenset(
     ["ignore", "ignored", "ignoring", "errors", "error", "exception", "exceptions", "silently", "skip", "pass", "do", "nothing", "it", "the", "any", "all", "swallow", "here", "just", "this"]
 )
-_TOOL_DIRECTIVE = re.compile(r"^(noqa|type:|pragma|nosec|gap:|pylint:|ruff:|fmt:|todo|fixme|xxx|hack)\b", re.I)
+_TOOL_DIRECTIVE = re.compile(r"^(noqa\b|type:|pragma\b|nosec\b|gap:|pylint:|ruff:|fmt:|todo\b|fixme\b|xxx\b|hack\b)", re.I)
 _HTTP_ERROR_NAMES = re.compile(r"HTTP_(4|5)\d\d|BAD_REQUEST|INTERNAL_SERVER_ERROR|SERVICE_UNAVAILABLE|BAD_GATEWAY|GATEWAY_TIMEOUT|NOT_FOUND|FORBIDDEN|UNAUTHORIZED|CONFLICT|UNPROCESSABLE")
 _ERROR_RESPONSE = re.compile(r"(Error|Failure|Failed|Err|Fail|BadRequest|NotFound|Forbidden|Unauthorized|Problem)\w*$")
 _DEFAULT_CONSTANT = re.compile(r"^_?(DEFAULT|EMPTY|NULL|NO|BLANK|FALLBACK|PLACEHOLDER|DUMMY)_[A-Z0-9_]+$")
@@ -186,6 +186,13 @@ class HandlerFacts:
         handler_type = self.handler.type
         return f"`except {_code(handler_type)}`" if handler_type is not None else "`except`"
 
+    def caught_fact(self) -> str:
+        """For `checked`: "catches everything (bare `except:`)", "catches `Exception`"."""
+        if self.bare:
+            return "catches everything (bare `except:`)"
+        names = ", ".join(f"`{name.removeprefix('builtins.')}`" for name in self.caught)
+        return f"catches {names}"
+
     def log_fact(self) -> str:
         log = self.best_log
         return log.describe() if log is not None else "does not log or report the error"
@@ -264,11 +271,15 @@ def _build_facts(handler: Handler, context: UnitContext) -> HandlerFacts:
         statements=statements,
     )
     produced = produced_names(try_node)
+    inside_logs: set[int] = set()
     for node in walk_body(body_statements(handler)):
+        if id(node) in inside_logs:
+            continue
         if isinstance(node, cst.Call):
             log = log_call(node, context)
             if log is not None:
                 facts.logs.append(log)
+                inside_logs.update(id(inner) for inner in walk(node))
             elif facts.records_failure is None and _records_failure_call(node, name, context):
                 facts.records_failure = node
         elif isinstance(node, cst.Raise):
@@ -277,7 +288,7 @@ def _build_facts(handler: Handler, context: UnitContext) -> HandlerFacts:
             _classify_return(node, facts, context)
         elif isinstance(node, (cst.Assign, cst.AnnAssign, cst.AugAssign)):
             _classify_assignment(node, facts, produced, context)
-        elif isinstance(node, (cst.Yield,)) and node.value is not None and name and name in names_in(node.value):
+        elif isinstance(node, cst.Yield) and node.value is not None and name and name in names_in(node.value):
             facts.records_failure = node
     return facts
 
@@ -364,18 +375,25 @@ def _mentions_traceback(call: cst.Call) -> bool:
     return False
 
 
+# Calls that only format or inspect the exception; passing it to them hands it to nobody.
+_FORMATTING_CALLS = frozenset({"str", "repr", "format", "type", "isinstance", "getattr", "hasattr", "len", "id", "vars", "f"})
+# Values that capture the exception being handled for later use.
+_CAPTURES_EXCEPTION = re.compile(r"(exc_info|format_exc|format_exception|from_current|current_exception|capture)$")
+
+
 def _records_failure_call(call: cst.Call, exception_name: str | None, context: UnitContext) -> bool:
-    """`errors.append(e)`, `job.mark_failed()`, `msg.nack()`, `dead_letter.put(item)`..."""
+    """The failure is recorded or handed on: `errors.append(e)`, `future.set_exception(e)`,
+    `job.mark_failed()`, `msg.nack()`, `dead_letter.put(item)`, `on_error(exc)`."""
     method = method_name(call) or ""
-    target = receiver(call)
-    target_name = dotted_name(target) or ""
-    if method in {"append", "add", "put", "put_nowait", "extend", "setdefault", "appendleft", "send", "insert"}:
-        mentions_exception = exception_name is not None and any(
-            exception_name in names_in(arg.value) for arg in call.args
-        )
-        return mentions_exception or bool(_FAILURE_WORD.search(target_name))
-    if context.never_returns(call):
+    target_name = dotted_name(receiver(call)) or ""
+    if method in _FORMATTING_CALLS or context.never_returns(call):
         return False
+    if exception_name is not None and any(exception_name in names_in(arg.value) for arg in call.args):
+        return True  # the exception object goes to someone: a future, a callback, a collection
+    if method in {"append", "add", "put", "put_nowait", "extend", "setdefault", "appendleft", "send", "insert"}:
+        return bool(_FAILURE_WORD.search(target_name))
+    if any(_records_status(arg.keyword.value, arg.value, exception_name) for arg in call.args if arg.keyword is not None):
+        return True  # self._mark_stopped(success=False), job.update(status="failed")
     return bool(_FAILURE_WORD.search(method)) and method not in LOG_LEVELS
 
 
@@ -406,13 +424,17 @@ def _classify_assignment(node: cst.CSTNode, facts: HandlerFacts, produced: set[s
             facts.records_failure = node
             continue
         default = default_value(value, context)
-        if default is not None and text in produced:
+        # `ok = False` for a flag the try computes is an answer, not a stand-in result.
+        if default is not None and default not in {"True", "False"} and text in produced:
             facts.substitutes.append((node, text, default))
 
 
 def _records_status(target: str, value: cst.BaseExpression, exception_name: str | None) -> bool:
-    """`job.status = "failed"`, `result["error"] = str(e)`, `self.failed = True`, `ok = False`."""
+    """`job.status = "failed"`, `result["error"] = str(e)`, `self.failed = True`, `ok = False`,
+    `last_error = exc`, `excinfo = ExceptionInfo.from_current()`."""
     if exception_name is not None and exception_name in names_in(value):
+        return True
+    if isinstance(value, cst.Call) and _CAPTURES_EXCEPTION.search(method_name(value) or ""):
         return True
     literal = string_value(value)
     if literal is not None and _STATUS_WORD.search(literal):
@@ -530,18 +552,27 @@ def produced_names(try_node: TryNode) -> set[str]:
 
 
 def mutated_objects(try_node: TryNode) -> set[str]:
-    """Objects the try body partly updates: `order.status = ...`, `totals[k] = ...`."""
-    mutated: set[str] = set()
-    for node in walk_body(body_statements(try_node)):
-        if isinstance(node, (cst.Assign, cst.AugAssign, cst.AnnAssign)):
+    """Objects the try body leaves half-updated when it fails part-way.
+
+    `charge(order); order.status = "paid"`: the update follows other work, so a
+    failure can skip it after that work happened. A single `data["k"] = f()` is
+    not a partial update: when it fails, nothing was changed.
+    """
+    statements = [s for line in body_statements(try_node) for s in small_statements(line)]
+    first_mutation: dict[str, int] = {}
+    counts: dict[str, int] = {}
+    for index, statement in enumerate(statements):
+        for node in walk(statement):
+            if not isinstance(node, (cst.Assign, cst.AugAssign, cst.AnnAssign)):
+                continue
             targets = [t.target for t in node.targets] if isinstance(node, cst.Assign) else [node.target]
             for target in targets:
                 if isinstance(target, (cst.Attribute, cst.Subscript)):
-                    base = target.value
-                    name = dotted_name(base)
+                    name = dotted_name(target.value)
                     if name is not None and name not in {"self", "cls"}:
-                        mutated.add(name)
-    return mutated
+                        first_mutation.setdefault(name, index)
+                        counts[name] = counts.get(name, 0) + 1
+    return {name for name, index in first_mutation.items() if index > 0 or counts[name] > 1}
 
 
 def following_statements(node: cst.CSTNode, context: UnitContext) -> Iterator[cst.CSTNode]:
@@ -558,6 +589,26 @@ def following_statements(node: cst.CSTNode, context: UnitContext) -> Iterator[cs
             return
         if isinstance(ancestor, (cst.BaseCompoundStatement, cst.SimpleStatementLine)):
             current = ancestor
+
+
+def preceding_assignments(node: cst.CSTNode, context: UnitContext) -> dict[str, cst.BaseExpression]:
+    """Simple assignments that run before ``node`` in its function (`result = None`), latest first wins."""
+    found: dict[str, cst.BaseExpression] = {}
+    current = node
+    for ancestor in context.ancestors(node):
+        if isinstance(ancestor, (cst.IndentedBlock, cst.Module)):
+            for sibling in ancestor.body:
+                if sibling is current:
+                    break
+                for small in small_statements(sibling):
+                    if isinstance(small, (cst.Assign, cst.AnnAssign)) and small.value is not None:
+                        for target in _assignment_targets(small):
+                            if (name := dotted_name(target)) is not None:
+                                found.setdefault(name, small.value)
+        if isinstance(ancestor, (cst.FunctionDef, cst.ClassDef, cst.Lambda)):
+            break
+        current = ancestor
+    return found
 
 
 def first_use(statements: Iterator[cst.CSTNode], produced: set[str], mutated: set[str]) -> tuple[cst.CSTNode, str] | None:
@@ -718,7 +769,8 @@ def _retry_iterable(loop: cst.For) -> bool:
 def _bounded_while(loop: cst.While, facts: HandlerFacts) -> bool:
     test = loop.test
     if isinstance(test, cst.Name) and test.value == "True":
-        return bool(facts.exits & Exit.BREAK) and _counter_bound(facts)
+        # Bounded by a counter that breaks, or by a condition that re-raises.
+        return (bool(facts.exits & Exit.BREAK) and _counter_bound(facts)) or facts.raises_somewhere
     names = {n.lower() for n in names_in(test)}
     return any(_RETRY_ITER.search(n) or n in {"n", "i", "count", "remaining", "left"} for n in names)
 
@@ -855,7 +907,13 @@ def success_default(facts: HandlerFacts, context: UnitContext) -> Default | None
     if kind == "statement":
         small = small_statements(node)
         if len(small) == 1 and isinstance(small[0], cst.Return):
-            value = default_value(small[0].value, context)
+            returned = small[0].value
+            value = default_value(returned, context)
+            name = dotted_name(returned)
+            if value is None and name is not None and name in produced_names(facts.try_node):
+                # `result = None` before the try, `return result` after it.
+                initial = preceding_assignments(facts.try_node, context).get(name)
+                value = default_value(initial, context) if initial is not None else None
             return Default(small[0], value, "returns") if value is not None else None
         return None
     if kind == "end" and isinstance(node, cst.FunctionDef) and returns_values(node):
@@ -882,7 +940,7 @@ def assigned_in(node: cst.CSTNode) -> set[str]:
     """Names and dotted attributes a block assigns."""
     names: set[str] = set()
     for inner in walk(node):
-        if isinstance(inner, (cst.Assign, cst.AnnAssign, cst.AugAssign)):
+        if isinstance(inner, (cst.Assign, cst.AnnAssign, cst.AugAssign, cst.NamedExpr)):
             for target in _assignment_targets(inner) or [getattr(inner, "target", None)]:
                 if target is None:
                     continue
@@ -908,6 +966,14 @@ def guarded_by_error_detail(statement: cst.CSTNode, facts: HandlerFacts, context
 
 
 _ERROR_DETAIL_ATTRIBUTES = frozenset({"status_code", "status", "errno", "code", "response", "reason", "winerror", "pgcode"})
+
+
+def branches_on_error(facts: HandlerFacts) -> bool:
+    """The handler treats errors differently by inspecting them (`if "Throttl" in str(e):`)."""
+    return any(
+        isinstance(node, cst.If) and _inspects_error(node.test, facts.exception_name)
+        for node in walk_body(body_statements(facts.handler))
+    )
 
 
 def _inspects_error(test: cst.CSTNode, exception_name: str | None) -> bool:

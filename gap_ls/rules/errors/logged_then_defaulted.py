@@ -121,7 +121,7 @@ class LoggedThenDefaulted(HandlerRule):
             facts.handler,
             f"{facts.caught_text()} {facts.log_fact()} and {outcome}: callers cannot tell the failure from a real result",
             checked=(
-                f"catches {facts.caught_text()} (broad)",
+                f"{facts.caught_fact()} (broad)",
                 facts.log_fact(),
                 f"{default.how} `{value}`, a success-shaped value",
                 "no raise and no explicit failure on that path",

@@ -104,15 +104,19 @@ ABSENCE = frozenset(
     }
 )
 # Exception names that are validation or lookup errors even inside operational libraries.
-_NOT_OPERATIONAL_NAME = re.compile(r"(NotFound|DoesNotExist|NoSuch\w*|Invalid\w*Input|JSONDecodeError|ValidationError|MultipleObjectsReturned|ObjectDoesNotExist)$")
+_NOT_OPERATIONAL_NAME = re.compile(
+    r"NotFound|DoesNotExist|NoSuch|Invalid|Validation|JSONDecode|MultipleObjects|Unknown\w*Error$|Missing\w*Error$"
+)
 _CACHE_NAME = re.compile(r"cache|redis|memcache", re.I)
 _READ_METHODS = frozenset({"get", "mget", "hget", "hgetall", "get_many", "exists", "ttl", "smembers", "lrange", "zrange"})
 
 
 def is_operational(qualified: str) -> bool:
-    if qualified in ABSENCE or _NOT_OPERATIONAL_NAME.search(qualified):
+    if qualified in OPERATIONAL_EXACT:
+        return True
+    if qualified in ABSENCE or _NOT_OPERATIONAL_NAME.search(qualified.rsplit(".", 1)[-1]):
         return False
-    return qualified in OPERATIONAL_EXACT or qualified.startswith(OPERATIONAL_MODULES)
+    return qualified.startswith(OPERATIONAL_MODULES)
 
 
 class OperationalErrorToSuccess(HandlerRule):
@@ -196,7 +200,7 @@ class OperationalErrorToSuccess(HandlerRule):
             return
         if guarded_by_error_detail(default.node, facts, context):
             return
-        if self._is_cache_read(facts.try_node, function):
+        if self._is_cache_read(facts.try_node, function) or _only_probes_filesystem(facts.try_node):
             return
         shown = default.value.split(" = ", 1)[-1]
         outcome = {
@@ -228,3 +232,18 @@ class OperationalErrorToSuccess(HandlerRule):
         calls = [n for n in walk_body(body_statements(try_node)) if isinstance(n, cst.Call)]
         reads = [c for c in calls if method_name(c) in _READ_METHODS and _CACHE_NAME.search(dotted_name(receiver(c)) or "")]
         return bool(reads) and len(reads) == len([c for c in calls if method_name(c) not in {"loads", "decode"}])
+
+
+# Filesystem metadata probes: an OSError here answers "is it there / can I see it".
+_PROBES = frozenset(
+    {
+        "stat", "lstat", "exists", "is_file", "is_dir", "is_symlink", "isfile", "isdir", "islink", "lexists",
+        "getmtime", "getsize", "getctime", "getatime", "scandir", "listdir", "iterdir", "getcwd", "confstr",
+        "access", "readlink", "resolve", "samefile", "realpath", "expanduser", "Path", "str", "join", "sorted",
+    }
+)
+
+
+def _only_probes_filesystem(try_node: cst.CSTNode) -> bool:
+    calls = [n for n in walk_body(body_statements(try_node)) if isinstance(n, cst.Call)]
+    return bool(calls) and all(method_name(c) in _PROBES for c in calls)
