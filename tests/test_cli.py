@@ -266,3 +266,44 @@ def test_repository_check_is_clean():
     """We practise what we flag: the repository, corpus and examples excluded by its config, is clean."""
     run = run_gap_ls("check", ".", cwd=ROOT)
     assert run.code == 0, run.out + run.err
+
+
+def test_sarif_is_valid_2_1_0(tmp_path):
+    write(tmp_path, "gap.py", GAP)
+    write(tmp_path, "quiet.py", GAP.replace("except Exception:", "except Exception:  # gap: ignore[GAP102] tolerated"))
+    run = run_gap_ls("check", "--format", "sarif", ".", cwd=tmp_path)
+    assert run.code == 1, run.err
+    log = json.loads(run.out)
+    # The structure SARIF 2.1.0 requires (sections 3.13-3.30 of the OASIS standard).
+    assert log["version"] == "2.1.0" and log["$schema"].endswith("sarif-2.1.0.json")
+    [sarif_run] = log["runs"]
+    driver = sarif_run["tool"]["driver"]
+    assert driver["name"] == "gap-ls"
+    rules = driver["rules"]
+    assert [r["id"] for r in rules] == sorted(r["id"] for r in rules)
+    for rule in rules:
+        assert rule["shortDescription"]["text"] and rule["fullDescription"]["text"]
+        assert "What gap-ls cannot verify" in rule["help"]["markdown"]
+        assert rule["defaultConfiguration"]["level"] in {"error", "warning", "note", "none"}
+    results = sarif_run["results"]
+    assert len(results) == 2
+    for result in results:
+        assert rules[result["ruleIndex"]]["id"] == result["ruleId"] == "GAP102"
+        assert result["level"] in {"error", "warning", "note", "none"}
+        assert result["message"]["text"]
+        [location] = result["locations"]
+        physical = location["physicalLocation"]
+        assert physical["artifactLocation"]["uri"] in {"gap.py", "quiet.py"}
+        assert physical["artifactLocation"]["uriBaseId"] in sarif_run["originalUriBaseIds"]
+        region = physical["region"]
+        assert region == {"startLine": 7, "startColumn": 5, "endLine": 7, "endColumn": 21}
+        assert result["properties"]["unverifiable"]
+        assert result["relatedLocations"][0]["physicalLocation"]["region"]["startLine"] == 9
+    suppressed = [r for r in results if "suppressions" in r]
+    assert [s["suppressions"] for s in suppressed] == [[{"kind": "inSource", "justification": "tolerated"}]]
+    assert sarif_run["columnKind"] == "unicodeCodePoints"
+    # An independent reading of the standard: the sarif-pydantic models accept the log.
+    from sarif_pydantic import Sarif
+
+    parsed = Sarif.model_validate(log)
+    assert parsed.runs[0].results[0].rule_id == "GAP102"
