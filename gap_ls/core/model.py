@@ -99,7 +99,7 @@ class Suppression:
     line: int
     codes: tuple[str, ...]
     reason: str
-    style: str  # "gap" for `# gap: ignore[...]`, "noqa" for `# noqa: GAP...`
+    style: str  # "gap" (our own directive) or "noqa" (read for familiarity, never written)
     span: Span
 
 

@@ -125,9 +125,10 @@ class UnitContext:
             current = ancestor
         return current
 
-    def qualname(self, function: cst.FunctionDef) -> str:
-        names = [function.name.value]
-        for ancestor in self.ancestors(function):
+    def qualname(self, definition: cst.FunctionDef | cst.ClassDef) -> str:
+        """`Class.method.inner`: the definition's name under its enclosing classes and functions."""
+        names = [definition.name.value]
+        for ancestor in self.ancestors(definition):
             if isinstance(ancestor, (cst.FunctionDef, cst.ClassDef)):
                 names.append(ancestor.name.value)
         return ".".join([*self.unit.class_path, *reversed(names)])
@@ -138,17 +139,10 @@ class UnitContext:
         # FunctionDef -> IndentedBlock -> ClassDef, or a unit that is a class member.
         grand = self.parent(parent) if parent is not None else None
         if isinstance(grand, cst.ClassDef):
-            return self.qualname_of_class(grand)
+            return self.qualname(grand)
         if parent is None and self.unit.class_path:
             return ".".join(self.unit.class_path)
         return None
-
-    def qualname_of_class(self, cls: cst.ClassDef) -> str:
-        names = [cls.name.value]
-        for ancestor in self.ancestors(cls):
-            if isinstance(ancestor, (cst.FunctionDef, cst.ClassDef)):
-                names.append(ancestor.name.value)
-        return ".".join([*self.unit.class_path, *reversed(names)])
 
     def function_info(self, function: cst.FunctionDef) -> FunctionInfo | None:
         return self.summary.function(self.qualname(function))

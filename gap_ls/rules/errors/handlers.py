@@ -873,8 +873,33 @@ class Shape(enum.Enum):
 @dataclass(frozen=True)
 class Default:
     node: cst.CSTNode
-    value: str
+    value: str  # "None", "[]", or "data = {}" for a substitution
     how: str  # "returns", "substitutes", "falls off the end"
+
+    @property
+    def shown(self) -> str:
+        """The value itself: `{}` for the substitution `data = {}`."""
+        return self.value.split(" = ", 1)[-1]
+
+    @property
+    def outcome(self) -> str:
+        if self.how == "substitutes":
+            return f"substitutes `{self.value}` for the result"
+        if self.how == "falls off the end":
+            return "falls off the end of a function that returns values, so callers get `None`"
+        return f"returns `{self.value}`"
+
+
+def default_is_contract(facts: HandlerFacts, default: Default, context: UnitContext) -> bool:
+    """The default is the function's documented answer, not a hidden failure: cleanup,
+    `try_*`/`*_or_none` names, a predicate's boolean, `__repr__`, or a value chosen after
+    inspecting the specific error."""
+    function = context.enclosing_function(facts.handler)
+    if in_cleanup_context(facts.try_node, context) or has_fallback_contract(function) or is_dunder_display(function):
+        return True
+    if is_predicate(function) and default.value in {"False", "True"}:
+        return True
+    return guarded_by_error_detail(default.node, facts, context)
 
 
 def classify(facts: HandlerFacts, context: UnitContext) -> Shape:

@@ -6,24 +6,18 @@ from __future__ import annotations
 from gap_ls.core.model import Family
 from gap_ls.core.rule import FixRequest
 from gap_ls.rules.errors.handlers import (
-    HandlerRule,
     Default,
     Handler,
     HandlerFacts,
+    HandlerRule,
     Shape,
     classify,
-    guarded_by_error_detail,
+    default_is_contract,
     handler_facts,
-    has_fallback_contract,
-    in_cleanup_context,
-    is_dunder_display,
     is_error_boundary,
-    is_predicate,
     only_imports,
     success_default,
 )
-
-BOOLEAN_DEFAULTS = frozenset({"False", "True"})
 
 
 class LoggedThenDefaulted(HandlerRule):
@@ -95,42 +89,28 @@ class LoggedThenDefaulted(HandlerRule):
             return
         default = success_default(facts, context)
         assert default is not None, "Shape.DEFAULT implies a default"
-        function = context.enclosing_function(handler)
-        if in_cleanup_context(facts.try_node, context) or only_imports(facts.try_node):
+        if only_imports(facts.try_node) or default_is_contract(facts, default, context):
             return
-        if has_fallback_contract(function) or is_dunder_display(function):
-            return
-        if is_predicate(function) and default.value in BOOLEAN_DEFAULTS:
-            return
-        if guarded_by_error_detail(default.node, facts, context):
-            return
-        if is_error_boundary(function, context) and facts.logs:
+        if is_error_boundary(context.enclosing_function(handler), context) and facts.logs:
             return
         self._report(facts, default)
 
     def _report(self, facts: HandlerFacts, default: Default) -> None:
-        value = default.value
-        if default.how == "substitutes":
-            outcome = f"substitutes `{value}` for the result"
-        elif default.how == "falls off the end":
-            outcome = "falls off the end of a function that returns values, so callers get `None`"
-        else:
-            outcome = f"returns `{value}`"
-        shown = value.split(" = ", 1)[-1]
         self.report(
             facts.handler,
-            f"{facts.caught_text()} {facts.log_fact()} and {outcome}: callers cannot tell the failure from a real result",
+            f"{facts.caught_text()} {facts.log_fact()} and {default.outcome}: "
+            "callers cannot tell the failure from a real result",
             checked=(
                 f"{facts.caught_fact()} (broad)",
                 facts.log_fact(),
-                f"{default.how} `{value}`, a success-shaped value",
+                f"{default.how} `{default.value}`, a success-shaped value",
                 "no raise and no explicit failure on that path",
             ),
             unverifiable=(
-                f"whether every caller treats `{shown}` as a failure rather than as an empty result",
+                f"whether every caller treats `{default.shown}` as a failure rather than as an empty result",
                 "whether middleware, monitoring or a caller's retry outside this file alerts on the failure",
             ),
-            related=((default.node, f"the default `{shown}` leaves here"),),
+            related=((default.node, f"the default `{default.shown}` leaves here"),),
             fixes=(
                 FixRequest(
                     "reraise",

@@ -10,15 +10,12 @@ from gap_ls.core.model import Family
 from gap_ls.core.nodes import dotted_name, method_name, receiver, walk_body, body_statements
 from gap_ls.core.rule import FixRequest
 from gap_ls.rules.errors.handlers import (
-    HandlerRule,
     Handler,
+    HandlerRule,
     Shape,
     classify,
-    guarded_by_error_detail,
+    default_is_contract,
     handler_facts,
-    has_fallback_contract,
-    in_cleanup_context,
-    is_predicate,
     success_default,
 )
 
@@ -193,24 +190,14 @@ class OperationalErrorToSuccess(HandlerRule):
             return
         default = success_default(facts, context)
         assert default is not None, "Shape.DEFAULT implies a default"
-        function = context.enclosing_function(handler)
-        if in_cleanup_context(facts.try_node, context) or has_fallback_contract(function):
+        if default_is_contract(facts, default, context) or _only_probes_filesystem(facts.try_node):
             return
-        if is_predicate(function) and default.value in {"False", "True"}:
+        if self._is_cache_read(facts.try_node, context.enclosing_function(handler)):
             return
-        if guarded_by_error_detail(default.node, facts, context):
-            return
-        if self._is_cache_read(facts.try_node, function) or _only_probes_filesystem(facts.try_node):
-            return
-        shown = default.value.split(" = ", 1)[-1]
-        outcome = {
-            "returns": f"returns `{shown}`",
-            "substitutes": f"substitutes `{default.value}` for the result",
-            "falls off the end": "falls off the end, returning `None`",
-        }[default.how]
+        shown = default.shown
         self.report(
             handler,
-            f"`except {operational[0].removeprefix('builtins.')}` {outcome}: an outage looks like an empty result",
+            f"`except {operational[0].removeprefix('builtins.')}` {default.outcome}: an outage looks like an empty result",
             checked=(
                 f"catches {', '.join(n.removeprefix('builtins.') for n in operational)} (an operational failure)",
                 facts.log_fact(),
