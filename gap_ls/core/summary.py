@@ -109,7 +109,9 @@ class ModuleSummary:
     # Names and attribute names whose task/future outcome is consumed somewhere
     # (awaited, gathered, `.result()`), e.g. "self._tasks" is recorded as "_tasks".
     observed: set[str] = field(default_factory=set)
-    thread_targets: set[str] = field(default_factory=set)
+    # Functions started on another thread or process: Thread/Timer targets and
+    # executor jobs (`submit`, `map`, `run_in_executor`), as written at the call.
+    entry_points: set[str] = field(default_factory=set)
 
     def qualify(self, dotted: str) -> str:
         """Resolve a dotted name through the module's imports ("r" -> "tenacity.retry")."""
@@ -391,8 +393,14 @@ def _collect_call_usage(call: ast.Call, summary: ModuleSummary) -> None:
     name = dotted(func)
     if name and summary.qualify(name) in {"threading.Thread", "threading.Timer"}:
         for keyword in call.keywords:
-            if keyword.arg == "target" and (target := dotted(keyword.value)):
-                summary.thread_targets.add(target)
+            if keyword.arg in {"target", "function"} and (target := dotted(keyword.value)):
+                summary.entry_points.add(target)
+        if summary.qualify(name) == "threading.Timer" and len(call.args) > 1 and (target := dotted(call.args[1])):
+            summary.entry_points.add(target)
+    elif method in {"submit", "map"} and call.args and (target := dotted(call.args[0])):
+        summary.entry_points.add(target)
+    elif method == "run_in_executor" and len(call.args) > 1 and (target := dotted(call.args[1])):
+        summary.entry_points.add(target)
 
 
 def _body_observes(loop: ast.For | ast.AsyncFor) -> bool:

@@ -47,6 +47,7 @@ SOURCE = textwrap.dedent(
                 pass
             task = aio.create_task(self.load())
             await task
+            await aio.get_running_loop().run_in_executor(None, self.load_all)
 
     threading.Thread(target=worker, args=(None,)).start()
     """
@@ -71,6 +72,6 @@ def test_summary():
     assert summary.function("worker").handles_errors
     assert not summary.function("fail").handles_errors
     assert "task" in summary.observed
-    assert summary.thread_targets == {"worker"}
+    assert summary.entry_points == {"worker", "self.load_all"}
     assert summary.resolve_function("self.refresh", "Account.__init__", "Account").name == "refresh"
     assert summary.resolve_function("inner", "Account.refresh", "Account").qualname == "Account.refresh.inner"
