@@ -11,8 +11,8 @@ import argparse
 import json
 import sys
 import traceback
-from pathlib import Path
 from collections.abc import Sequence
+from pathlib import Path
 
 from gap_ls import __version__
 from gap_ls.cli.files import Problem, SettingsResolver, discover

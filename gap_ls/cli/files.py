@@ -10,9 +10,9 @@ configuration) into messages rather than tracebacks.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Iterator
 
 from gap_ls.core import registry
 from gap_ls.core.settings import DEFAULT_EXCLUDE, ConfigError, LoadedSettings, Settings, find_config, load_file

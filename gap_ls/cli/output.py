@@ -7,10 +7,10 @@ every format here, as in ruff's output; SARIF declares its column kind.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from collections.abc import Iterable, Sequence
 
 from gap_ls import __version__
 from gap_ls.core import registry

@@ -10,9 +10,9 @@ client's encoding. Nothing here knows about LSP.
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
-from collections.abc import Mapping
 
 
 class Severity(str, enum.Enum):
@@ -156,3 +156,11 @@ class Finding:
         if self.suppressed_by is not None:
             out["suppressed"] = {"style": self.suppressed_by.style, "reason": self.suppressed_by.reason}
         return out
+
+
+@dataclass(frozen=True)
+class TextEdit:
+    """Replace ``span`` (code-point columns) with ``new_text``; front ends convert units."""
+
+    span: Span
+    new_text: str

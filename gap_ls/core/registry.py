@@ -8,8 +8,8 @@ parse) is reported unless it is ignored explicitly.
 
 from __future__ import annotations
 
-from functools import lru_cache
 from collections.abc import Iterable
+from functools import lru_cache
 
 from gap_ls.core.rule import Rule
 from gap_ls.core.settings import Settings

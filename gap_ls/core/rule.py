@@ -12,9 +12,9 @@ The class docstring of a rule is its documentation (see ``ruledocs``).
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
-from collections.abc import Iterator, Mapping
 
 import libcst as cst
 

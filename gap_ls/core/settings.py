@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import fnmatch
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePath, PurePosixPath
 from typing import Any
-from collections.abc import Mapping
 
 from gap_ls.core.model import Severity
 

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import ast
 import builtins
-from dataclasses import dataclass, field
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 
 LOCK_CONSTRUCTORS = frozenset(
     {

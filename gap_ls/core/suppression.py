@@ -11,8 +11,8 @@ from __future__ import annotations
 import io
 import re
 import tokenize
-from dataclasses import dataclass, replace
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
 
 from gap_ls.core.model import Finding, Span, Suppression
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 import libcst as cst
 
 from gap_ls.core.model import Family
-from gap_ls.core.rule import FixRequest
 from gap_ls.rules.errors.handlers import (
-    HandlerRule,
     Handler,
     HandlerFacts,
+    HandlerRule,
     Shape,
     assigned_in,
     branches_on_error,
@@ -18,6 +17,7 @@ from gap_ls.rules.errors.handlers import (
     first_use,
     following_statements,
     handler_facts,
+    handler_fixes,
     in_cleanup_context,
     is_error_boundary,
     mutated_objects,
@@ -141,7 +141,7 @@ class BroadHandlerContinues(HandlerRule):
                 "whether the state left behind is discarded or retried elsewhere",
             ),
             related=((statement, f"`{name}` used here after a possible failure"),),
-            fixes=self._fixes(facts),
+            fixes=handler_fixes(facts, self.context),
         )
 
     def _report(self, facts: HandlerFacts, outcome: str, fact: str) -> None:
@@ -159,17 +159,5 @@ class BroadHandlerContinues(HandlerRule):
                 "whether the skipped work leaves shared or persistent state inconsistent",
                 "whether someone monitors this log output and acts on it",
             ),
-            fixes=self._fixes(facts),
-        )
-
-    def _fixes(self, facts: HandlerFacts) -> tuple[FixRequest, ...]:
-        log = facts.best_log
-        return (
-            FixRequest(
-                "reraise",
-                "Re-raise after handling",
-                facts.handler,
-                {"log_level": log.level if log else None, "log_traceback": bool(log and log.traceback)},
-            ),
-            FixRequest("narrow", "Narrow the exception", facts.handler, {}),
+            fixes=handler_fixes(facts, self.context),
         )

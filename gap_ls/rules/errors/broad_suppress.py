@@ -7,13 +7,15 @@ import libcst as cst
 from gap_ls.core.model import Family
 from gap_ls.core.rule import FixRequest
 from gap_ls.rules.errors.handlers import (
-    HandlerRule,
     BROAD,
     Handler,
+    HandlerRule,
     Shape,
     classify,
+    expected_exceptions,
     explanatory_comment,
     handler_facts,
+    handler_fixes,
     in_cleanup_context,
     is_error_boundary,
     only_imports,
@@ -102,11 +104,15 @@ class BroadSuppress(HandlerRule):
                 "which exception types the `try` body can really raise at run time",
                 "whether losing this work is harmless or corrupts state",
             ),
-            fixes=(
-                FixRequest("narrow", "Narrow the exception", handler, {}),
-                FixRequest("reraise", "Re-raise after handling", handler, {}),
-            ),
+            fixes=handler_fixes(facts, context),
         )
+
+    def _narrowing(self, with_node: cst.With) -> tuple[FixRequest, ...]:
+        types = expected_exceptions(with_node, self.context)
+        if not types:
+            return ()
+        title = f"Narrow the exception to {', '.join(f'`{t}`' for t in types)}"
+        return (FixRequest("narrow", title, with_node, {"types": types}),)
 
     def _report_suppress(self, with_node: cst.With, call: cst.Call, broad: cst.BaseExpression) -> None:
         name = cst.Module(body=[]).code_for_node(broad)
@@ -122,7 +128,7 @@ class BroadSuppress(HandlerRule):
                 "which exception types the block can really raise at run time",
                 "whether losing this work is harmless or corrupts state",
             ),
-            fixes=(FixRequest("narrow", "Narrow the exception", with_node, {}),),
+            fixes=self._narrowing(with_node),
             anchor=with_node,
         )
 

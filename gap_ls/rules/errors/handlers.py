@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import enum
 import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from collections.abc import Iterator
 
 import libcst as cst
 
@@ -35,7 +35,7 @@ from gap_ls.core.nodes import (
     walk,
     walk_body,
 )
-from gap_ls.core.rule import Rule, UnitContext
+from gap_ls.core.rule import FixRequest, Rule, UnitContext
 
 Handler = cst.ExceptHandler | cst.ExceptStarHandler
 TryNode = cst.Try | cst.TryStar
@@ -140,6 +140,7 @@ class HandlerFacts:
     substitutes: list[tuple[cst.CSTNode, str, str]] = field(default_factory=list)  # (assign, target, default)
     raises_somewhere: bool = False
     statements: tuple[cst.CSTNode, ...] = ()
+    cancellation_taken_earlier: bool = False  # an earlier `except CancelledError:` of the same try
 
     @property
     def broad(self) -> bool:
@@ -147,7 +148,8 @@ class HandlerFacts:
 
     @property
     def catches_cancellation(self) -> bool:
-        return self.bare or any(name in CANCELLATION for name in self.caught)
+        """Cancellation can reach this handler: it catches it and no earlier clause does."""
+        return not self.cancellation_taken_earlier and _catches_cancellation(self.bare, self.caught)
 
     @property
     def all_paths_raise(self) -> bool:
@@ -196,6 +198,10 @@ class HandlerFacts:
     def log_fact(self) -> str:
         log = self.best_log
         return log.describe() if log is not None else "does not log or report the error"
+
+
+def _catches_cancellation(bare: bool, caught: tuple[str, ...]) -> bool:
+    return bare or any(name in CANCELLATION for name in caught)
 
 
 def _code(node: cst.CSTNode) -> str:
@@ -269,6 +275,10 @@ def _build_facts(handler: Handler, context: UnitContext) -> HandlerFacts:
         exception_name=name,
         exits=block_exits(body_statements(handler), context.never_returns),
         statements=statements,
+        cancellation_taken_earlier=any(
+            _catches_cancellation(earlier.type is None, caught_types(earlier, context))
+            for earlier in try_node.handlers[: try_node.handlers.index(handler)]
+        ),
     )
     produced = produced_names(try_node)
     inside_logs: set[int] = set()
@@ -399,7 +409,7 @@ def _records_failure_call(call: cst.Call, exception_name: str | None, context: U
 
 def _classify_return(node: cst.Return, facts: HandlerFacts, context: UnitContext) -> None:
     value = node.value
-    default = default_value(value, context)
+    default = default_value(value, context.summary.qualify)
     if is_failure_value(value, facts.exception_name, context):
         facts.failure_returns.append(node)
     elif default is not None:
@@ -423,7 +433,7 @@ def _classify_assignment(node: cst.CSTNode, facts: HandlerFacts, produced: set[s
         if facts.records_failure is None and _records_status(text, value, facts.exception_name):
             facts.records_failure = node
             continue
-        default = default_value(value, context)
+        default = default_value(value, context.summary.qualify)
         # `ok = False` for a flag the try computes is an answer, not a stand-in result.
         if default is not None and default not in {"True", "False"} and text in produced:
             facts.substitutes.append((node, text, default))
@@ -451,8 +461,11 @@ def _records_status(target: str, value: cst.BaseExpression, exception_name: str 
 # -- values ---------------------------------------------------------------------------
 
 
-def default_value(value: cst.BaseExpression | None, context: UnitContext) -> str | None:
-    """A success-shaped default (`None`, `{}`, `[]`, `0`, `False`, `""`, `True`...), described."""
+def default_value(value: cst.BaseExpression | None, qualify: Callable[[str], str]) -> str | None:
+    """A success-shaped default (`None`, `{}`, `[]`, `0`, `False`, `""`, `True`...), described.
+
+    ``qualify`` resolves a dotted name through the module's imports (`dict()` may be shadowed).
+    """
     if value is None:
         return "None"
     if isinstance(value, cst.Name) and value.value in {"None", "False", "True"}:
@@ -463,8 +476,8 @@ def default_value(value: cst.BaseExpression | None, context: UnitContext) -> str
         return _code(value)
     if isinstance(value, (cst.SimpleString, cst.ConcatenatedString)) and string_value(value) == "":
         return _code(value)
-    if isinstance(value, cst.Call) and not value.args:
-        called = context.qualify_call(value)
+    if isinstance(value, cst.Call) and not value.args and (name := dotted_name(value.func)) is not None:
+        called = qualify(name)
         if called in {"builtins.dict", "builtins.list", "builtins.set", "builtins.tuple", "builtins.str", "builtins.frozenset"}:
             return _code(value)
     name = dotted_name(value)
@@ -933,12 +946,12 @@ def success_default(facts: HandlerFacts, context: UnitContext) -> Default | None
         small = small_statements(node)
         if len(small) == 1 and isinstance(small[0], cst.Return):
             returned = small[0].value
-            value = default_value(returned, context)
+            value = default_value(returned, context.summary.qualify)
             name = dotted_name(returned)
             if value is None and name is not None and name in produced_names(facts.try_node):
                 # `result = None` before the try, `return result` after it.
                 initial = preceding_assignments(facts.try_node, context).get(name)
-                value = default_value(initial, context) if initial is not None else None
+                value = default_value(initial, context.summary.qualify) if initial is not None else None
             return Default(small[0], value, "returns") if value is not None else None
         return None
     if kind == "end" and isinstance(node, cst.FunctionDef) and returns_values(node):
@@ -1005,3 +1018,75 @@ def _inspects_error(test: cst.CSTNode, exception_name: str | None) -> bool:
     if exception_name is not None and exception_name in names_in(test):
         return True
     return any(isinstance(n, cst.Attribute) and n.attr.value in _ERROR_DETAIL_ATTRIBUTES for n in walk(test))
+
+
+# -- what a narrower handler would catch ---------------------------------------------------------
+
+# Module (qualified prefix) -> the exception its calls document, as (module, attribute);
+# module "builtins" means a bare name.
+_EXPECTED_BY_MODULE = (
+    ("requests.", ("requests", "RequestException")),
+    ("httpx.", ("httpx", "HTTPError")),
+    ("aiohttp.", ("aiohttp", "ClientError")),
+    ("urllib.request.", ("urllib.error", "URLError")),
+    ("json.", ("builtins", "ValueError")),
+    ("builtins.open", ("builtins", "OSError")),
+    ("os.", ("builtins", "OSError")),
+    ("shutil.", ("builtins", "OSError")),
+    ("socket.", ("builtins", "OSError")),
+    ("builtins.int", ("builtins", "ValueError")),
+    ("builtins.float", ("builtins", "ValueError")),
+    ("decimal.Decimal", ("decimal", "InvalidOperation")),
+    ("subprocess.", ("subprocess", "SubprocessError")),
+    ("smtplib.", ("smtplib", "SMTPException")),
+    ("redis.", ("redis", "RedisError")),
+    ("sqlite3.", ("sqlite3", "Error")),
+    ("psycopg2.", ("psycopg2", "Error")),
+    ("stripe.", ("stripe", "StripeError")),
+)
+# Methods that tell which client library is at work even on an unknown receiver.
+_HTTP_METHODS = frozenset({"get", "post", "put", "patch", "delete", "head", "request", "send", "raise_for_status"})
+
+
+def expected_exceptions(try_node: TryNode | cst.With, context: UnitContext) -> list[str]:
+    """Exception types the body's calls document (of a try, or a `with suppress(...)`),
+    spelled as this file can name them."""
+    imports = context.summary.imports
+    found: list[str] = []
+
+    def add(module: str, attribute: str) -> None:
+        if module == "builtins":
+            spelled = attribute
+        else:
+            alias = next((a for a, q in imports.items() if q == module), None)
+            if alias is None:
+                return  # not importable without adding an import; leave it to the developer
+            spelled = f"{alias}.{attribute}"
+        if spelled not in found:
+            found.append(spelled)
+
+    for node in walk_body(body_statements(try_node)):
+        if not isinstance(node, cst.Call):
+            continue
+        qualified = context.qualify_call(node) or ""
+        for prefix, (module, attribute) in _EXPECTED_BY_MODULE:
+            if qualified.startswith(prefix):
+                add(module, attribute)
+                break
+        else:
+            if method_name(node) in _HTTP_METHODS and isinstance(node.func, cst.Attribute):
+                for library, attribute in (("requests", "RequestException"), ("httpx", "HTTPError")):
+                    if library in imports.values():
+                        add(library, attribute)
+    return found
+
+
+def handler_fixes(facts: HandlerFacts, context: UnitContext) -> tuple[FixRequest, ...]:
+    """Re-raise (always) and, when the try body documents what it expects, narrowing."""
+    fixes = [FixRequest("reraise", "Re-raise after handling", facts.handler, {})]
+    if facts.broad:
+        types = expected_exceptions(facts.try_node, context)
+        if types:
+            title = f"Narrow the exception to {', '.join(f'`{t}`' for t in types)}"
+            fixes.append(FixRequest("narrow", title, facts.handler, {"types": types}))
+    return tuple(fixes)

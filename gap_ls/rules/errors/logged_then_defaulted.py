@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-
 from gap_ls.core.model import Family
-from gap_ls.core.rule import FixRequest
 from gap_ls.rules.errors.handlers import (
     Default,
     Handler,
@@ -14,6 +12,7 @@ from gap_ls.rules.errors.handlers import (
     classify,
     default_is_contract,
     handler_facts,
+    handler_fixes,
     is_error_boundary,
     only_imports,
     success_default,
@@ -111,13 +110,5 @@ class LoggedThenDefaulted(HandlerRule):
                 "whether middleware, monitoring or a caller's retry outside this file alerts on the failure",
             ),
             related=((default.node, f"the default `{default.shown}` leaves here"),),
-            fixes=(
-                FixRequest(
-                    "reraise",
-                    "Re-raise after handling",
-                    facts.handler,
-                    {"log_level": facts.best_log.level if facts.best_log else None},
-                ),
-                FixRequest("narrow", "Narrow the exception", facts.handler, {}),
-            ),
+            fixes=handler_fixes(facts, self.context),
         )

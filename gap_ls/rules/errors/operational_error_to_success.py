@@ -7,7 +7,7 @@ import re
 import libcst as cst
 
 from gap_ls.core.model import Family
-from gap_ls.core.nodes import dotted_name, method_name, receiver, walk_body, body_statements
+from gap_ls.core.nodes import body_statements, dotted_name, method_name, receiver, walk_body
 from gap_ls.core.rule import FixRequest
 from gap_ls.rules.errors.handlers import (
     Handler,

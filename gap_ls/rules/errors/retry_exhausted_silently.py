@@ -9,8 +9,8 @@ from gap_ls.core.model import Family
 from gap_ls.core.nodes import body_statements
 from gap_ls.core.rule import FixRequest
 from gap_ls.rules.errors.handlers import (
-    HandlerRule,
     Handler,
+    HandlerRule,
     Shape,
     classify,
     failure_after,

@@ -1,0 +1,237 @@
+"""Turning a libcst transform of one unit into text edits for the whole file.
+
+A fix parses only the unit (top-level statement or class member) that holds
+its target, transforms it with libcst (so formatting and comments survive),
+splices the new unit into the file, adds module-level imports and helpers
+after the file's leading imports, checks that the result compiles, and
+returns a minimal line diff as TextEdits. Pure: no LSP types.
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Mapping
+
+import libcst as cst
+from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
+
+from gap_ls.core.model import Position, Span, TextEdit
+from gap_ls.core.source import MEMBER_HEADER, ParsedModule, SourceSyntaxError, Unit, parse_module, split_lines
+from gap_ls.core.summary import ModuleSummary, summarize
+
+
+class FixNotApplicable(ValueError):
+    """The fix cannot be built for this code (the target moved, or the result would not compile)."""
+
+
+@dataclass
+class UnitTree:
+    """One unit of a file, parsed with libcst, with positions in file coordinates."""
+
+    parsed: ParsedModule
+    summary: ModuleSummary
+    unit: Unit
+    module: cst.Module
+    positions: Mapping[cst.CSTNode, CodeRange]
+
+    def span_of(self, node: cst.CSTNode) -> Span:
+        code_range = self.positions[node]
+        offset = self.unit.line_offset()
+        return Span(
+            Position(code_range.start.line - 1 + offset, code_range.start.column),
+            Position(code_range.end.line - 1 + offset, code_range.end.column),
+        )
+
+    def find(self, target: Span, kinds: tuple[type, ...]) -> cst.CSTNode:
+        """The node of one of ``kinds`` at ``target`` (file coordinates).
+
+        Exact span first; then the innermost node starting where ``target`` starts
+        (a header-only span); then the first one further along the same line (the
+        construct after a fix moved it right, e.g. `task = <call>`).
+        """
+        candidates = [(self.span_of(node), node) for node in self.positions if isinstance(node, kinds)]
+        for span, node in candidates:
+            if span == target:
+                return node
+        starting = [(span, node) for span, node in candidates if span.start == target.start]
+        if starting:
+            return min(starting, key=lambda item: (item[0].end.line, item[0].end.column))[1]
+        later = [
+            (span, node)
+            for span, node in candidates
+            if span.start.line == target.start.line and span.start.column > target.start.column
+        ]
+        if later:
+            return min(later, key=lambda item: (item[0].start.column, -item[0].end.line, -item[0].end.column))[1]
+        where = f"{target.start.line + 1}:{target.start.column + 1}"
+        raise FixNotApplicable(f"no {'/'.join(k.__name__ for k in kinds)} at {where} any more")
+
+    def qualify(self, dotted: str) -> str:
+        return self.summary.qualify(dotted)
+
+
+def load_unit(text: str, line: int) -> UnitTree:
+    try:
+        parsed = parse_module(text)
+    except SourceSyntaxError as exc:
+        raise FixNotApplicable(f"the file does not parse: {exc.message}") from None
+    for unit in parsed.units:
+        if unit.start <= line <= unit.end:
+            module = cst.parse_module(unit.parse_text())
+            positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
+            return UnitTree(parsed, summarize(parsed.tree), unit, module, positions)
+    raise FixNotApplicable(f"line {line + 1} is not inside a statement")
+
+
+@dataclass
+class ModuleAdditions:
+    """Imports and helper definitions a fix needs at module level (added once)."""
+
+    imports: list[str] = field(default_factory=list)  # module names: "logging", "asyncio"
+    helpers: list[tuple[str, str]] = field(default_factory=list)  # (name, source of the definition)
+
+    def need_import(self, module: str) -> None:
+        if module not in self.imports:
+            self.imports.append(module)
+
+    def need_helper(self, name: str, source: str) -> None:
+        if all(existing != name for existing, _ in self.helpers):
+            self.helpers.append((name, source))
+
+
+def module_alias(summary: ModuleSummary, module: str) -> str | None:
+    """The name under which ``module`` is imported in this file, if it is (`import asyncio as aio`)."""
+    for alias, qualified in summary.imports.items():
+        if qualified == module:
+            return alias
+    return None
+
+
+Transform = Callable[[UnitTree, ModuleAdditions], cst.Module]
+
+
+def fix_unit(text: str, line: int, transform: Transform) -> list[TextEdit]:
+    """Apply ``transform`` to the unit containing ``line``; the edits, [] if nothing changes."""
+    tree = load_unit(text, line)
+    additions = ModuleAdditions()
+    new_module = transform(tree, additions)
+    if new_module.deep_equals(tree.module) and not additions.imports and not additions.helpers:
+        return []
+    new_unit = new_module.code
+    if tree.unit.is_member:
+        new_unit = new_unit.removeprefix(MEMBER_HEADER)
+    lines = tree.parsed.lines
+    before = "".join(lines[: tree.unit.start])
+    after = "".join(lines[tree.unit.end + 1 :])
+    if not tree.unit.text.endswith(("\n", "\r")):
+        new_unit = new_unit.rstrip("\r\n")
+    new_text = before + new_unit + after
+    new_text = _add_module_level(new_text, tree, additions)
+    if new_text == text:
+        return []
+    check_compiles(new_text)
+    return line_edits(text, new_text)
+
+
+def _add_module_level(text: str, tree: UnitTree, additions: ModuleAdditions) -> str:
+    imports = [m for m in additions.imports if module_alias(tree.summary, m) is None]
+    helpers = [(name, source) for name, source in additions.helpers if name not in tree.summary.defined]
+    if not imports and not helpers:
+        return text
+    lines = split_lines(text)
+    at = _insertion_line(tree.parsed.tree)
+    newline = _newline_of(lines)
+    block = [f"import {module}{newline}" for module in imports]
+    for _, source in helpers:
+        block += [newline, newline] + [line + newline for line in source.strip("\n").split("\n")]
+    if at < len(lines) and lines[at].strip():
+        block += [newline, newline] if helpers or at == 0 else [newline]
+    return "".join(lines[:at] + block + lines[at:])
+
+
+def _insertion_line(tree: ast.Module) -> int:
+    """0-based line after the module docstring, `__future__` imports and the leading imports."""
+    at = 0
+    for index, statement in enumerate(tree.body):
+        is_docstring = (
+            index == 0
+            and isinstance(statement, ast.Expr)
+            and isinstance(statement.value, ast.Constant)
+            and isinstance(statement.value.value, str)
+        )
+        if is_docstring or isinstance(statement, (ast.Import, ast.ImportFrom)):
+            at = statement.end_lineno or statement.lineno
+            continue
+        if isinstance(statement, ast.Try) and all(isinstance(s, (ast.Import, ast.ImportFrom)) for s in statement.body):
+            at = statement.end_lineno or statement.lineno  # try: import x / except ImportError: ...
+            continue
+        break
+    return at
+
+
+def _newline_of(lines: list[str]) -> str:
+    for line in lines:
+        if line.endswith("\r\n"):
+            return "\r\n"
+        if line.endswith("\n"):
+            return "\n"
+    return "\n"
+
+
+def check_compiles(text: str) -> None:
+    try:
+        compile(text, "<gap-ls fix>", "exec", dont_inherit=True)
+    except (SyntaxError, ValueError) as exc:
+        raise FixNotApplicable(f"the fixed code would not compile: {exc}") from None
+
+
+def line_edits(old: str, new: str) -> list[TextEdit]:
+    """Minimal whole-line replacements turning ``old`` into ``new``."""
+    old_lines = split_lines(old)
+    new_lines = split_lines(new)
+    edits = []
+    matcher = difflib.SequenceMatcher(a=old_lines, b=new_lines, autojunk=False)
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag == "equal":
+            continue
+        edits.append(TextEdit(Span(_line_start(old_lines, i1), _line_start(old_lines, i2)), "".join(new_lines[j1:j2])))
+    return edits
+
+
+def _line_start(lines: list[str], index: int) -> Position:
+    if index < len(lines) or not lines:
+        return Position(index, 0)
+    last = lines[-1]
+    if last.endswith(("\n", "\r")):
+        return Position(len(lines), 0)
+    return Position(len(lines) - 1, len(last))
+
+
+def apply_edits(text: str, edits: Iterable[TextEdit]) -> str:
+    """Apply code-point edits (used by tests and by the CLI's future --fix)."""
+    lines = split_lines(text)
+    offsets = [0]
+    for line in lines:
+        offsets.append(offsets[-1] + len(line))
+
+    def offset(position: Position) -> int:
+        if position.line >= len(lines):
+            return len(text)
+        return offsets[position.line] + position.column
+
+    result = text
+    for edit in sorted(edits, key=lambda e: (e.span.start, e.span.end), reverse=True):
+        result = result[: offset(edit.span.start)] + edit.new_text + result[offset(edit.span.end) :]
+    return result
+
+
+def todo(message: str) -> cst.Comment:
+    return cst.Comment(f"# TODO(gap-ls): {message}")
+
+
+def with_trailing_todo(statement: cst.SimpleStatementLine, message: str) -> cst.SimpleStatementLine:
+    return statement.with_changes(
+        trailing_whitespace=cst.TrailingWhitespace(whitespace=cst.SimpleWhitespace("  "), comment=todo(message))
+    )
