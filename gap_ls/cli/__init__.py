@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import traceback
 from collections.abc import Sequence
@@ -53,6 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
     rule.add_argument("code", help="rule code (GAP101) or name (broad-handler-continues)")
     rule.add_argument("--format", choices=("text", "markdown"), default="text")
 
+    serve = commands.add_parser("serve", help="run the language server (stdio by default)")
+    serve.add_argument("--tcp", metavar="HOST:PORT", help="listen on a TCP socket instead of stdio (for debugging)")
+    serve.add_argument("--log-level", default="WARNING", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+
     rules = commands.add_parser("rules", help="list all rules")
     rules.add_argument("--format", choices=("text", "json"), default="text")
     rules.add_argument("--write-docs", type=Path, metavar="DIR", help="write one Markdown page per rule into DIR")
@@ -68,6 +73,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_rule(args)
     if args.command == "rules":
         return run_rules(args)
+    if args.command == "serve":
+        return run_serve(args, parser)
     parser.print_help(sys.stderr)
     return EXIT_ERROR
 
@@ -151,6 +158,25 @@ def _display(path: Path) -> str:
         return str(path.resolve().relative_to(Path.cwd().resolve()))
     except ValueError:
         return str(path)
+
+
+# -- serve -----------------------------------------------------------------------------------------
+
+
+def run_serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    # Logging goes to stderr: stdout belongs to the protocol.
+    logging.basicConfig(stream=sys.stderr, level=args.log_level, format="gap-ls %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("pygls").setLevel(max(logging.WARNING, logging.getLevelName(args.log_level)))
+    from gap_ls.server.app import main_stdio, main_tcp
+
+    if args.tcp:
+        host, _, port = args.tcp.rpartition(":")
+        if not host or not port.isdigit():
+            parser.error("--tcp takes HOST:PORT, e.g. 127.0.0.1:2087")
+        main_tcp(host, int(port))
+    else:
+        main_stdio()
+    return EXIT_CLEAN
 
 
 # -- rule / rules -------------------------------------------------------------------------------

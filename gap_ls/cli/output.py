@@ -15,10 +15,9 @@ from typing import Any
 from gap_ls import __version__
 from gap_ls.core import registry
 from gap_ls.core.model import Finding, Severity, Span
-from gap_ls.core.ruledocs import rule_doc
+from gap_ls.core.ruledocs import doc_url, rule_doc
 
 INFORMATION_URI = "https://github.com/gap-ls/gap-ls"
-DOCS_URI = INFORMATION_URI + "/blob/main/docs/rules/{code}.md"
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 SARIF_LEVEL = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "note", Severity.HINT: "note"}
 
@@ -92,7 +91,7 @@ def render_json(results: Sequence[FileResult]) -> str:
                 "unverifiable": list(finding.unverifiable),
                 "related": [{**_location(r.span), "message": r.message} for r in finding.related],
                 "fixes": [{"kind": f.kind, "title": f.title} for f in finding.fixes],
-                "url": DOCS_URI.format(code=finding.code),
+                "url": doc_url(finding.code),
             }
             if finding.suppressed_by is not None:
                 item["suppressed"] = {"style": finding.suppressed_by.style, "reason": finding.suppressed_by.reason}
@@ -135,7 +134,7 @@ def _sarif_driver(rules: Sequence[type]) -> dict[str, Any]:
                 "shortDescription": {"text": rule.title},
                 "fullDescription": {"text": doc.summary or rule.title},
                 "help": {"text": doc.text(), "markdown": doc.markdown()},
-                "helpUri": DOCS_URI.format(code=rule.code),
+                "helpUri": doc_url(rule.code),
                 "defaultConfiguration": {"level": SARIF_LEVEL[rule.severity]},
                 "properties": {"family": rule.family.value, "tags": ["gap-ls", rule.family.value]},
             }

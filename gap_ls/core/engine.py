@@ -33,7 +33,9 @@ class Analysis:
     units_total: int = 0
     units_parsed: int = 0
     parse_failed: bool = False
-    notes: tuple[str, ...] = field(default=())
+    # The file as the analysis saw it, kept for hover and fixes (not compared).
+    parsed: ParsedModule | None = field(default=None, compare=False, repr=False)
+    summary: ModuleSummary | None = field(default=None, compare=False, repr=False)
 
 
 def analyze_bytes(data: bytes, settings: Settings | None = None, path: Path | None = None) -> Analysis:
@@ -65,7 +67,7 @@ def analyze(text: str, settings: Settings | None = None, path: Path | None = Non
             continue
         parsed_units += 1
         raw.extend(analyze_unit(unit, summary, settings, wanted))
-    return _finish(parsed, raw, rules, settings, parsed_units)
+    return _finish(parsed, summary, raw, rules, settings, parsed_units)
 
 
 def analyze_unit(unit: Unit, summary: ModuleSummary, settings: Settings, rules: Sequence[type[Rule]]) -> list[Finding]:
@@ -94,7 +96,12 @@ def analyze_unit(unit: Unit, summary: ModuleSummary, settings: Settings, rules: 
 
 
 def _finish(
-    parsed: ParsedModule, raw: list[Finding], rules: Sequence[type[Rule]], settings: Settings, parsed_units: int
+    parsed: ParsedModule,
+    summary: ModuleSummary,
+    raw: list[Finding],
+    rules: Sequence[type[Rule]],
+    settings: Settings,
+    parsed_units: int,
 ) -> Analysis:
     suppressions = find_suppressions(parsed.text, parsed.lines)
     enabled = frozenset(rule.code for rule in rules)
@@ -118,6 +125,8 @@ def _finish(
         suppressed=tuple(sorted(result.suppressed, key=Finding.sort_key)),
         units_total=len(parsed.units),
         units_parsed=parsed_units,
+        parsed=parsed,
+        summary=summary,
     )
 
 

@@ -25,6 +25,13 @@ REQUIRED_SECTIONS = (
 
 _HEADING = re.compile(r"^##\s+(.+?)\s*$", re.M)
 
+# Where the generated rule pages are published (docs/rules/ of the repository).
+DOCS_URI = "https://github.com/gap-ls/gap-ls/blob/main/docs/rules/{code}.md"
+
+
+def doc_url(code: str) -> str:
+    return DOCS_URI.format(code=code)
+
 
 @dataclass(frozen=True)
 class RuleDoc:

@@ -132,6 +132,8 @@ _LIST_KEYS = {
     "lock-types": "lock_types",
 }
 _TABLE_KEYS = {"severity", "per-file-ignores"}
+# Every configuration key and the Settings attribute it sets (editor settings use the same keys).
+ATTRIBUTE_OF_KEY = {**_LIST_KEYS, "severity": "severity", "per-file-ignores": "per_file_ignores"}
 
 
 @dataclass(frozen=True)

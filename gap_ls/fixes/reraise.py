@@ -93,19 +93,23 @@ class _Reraiser(cst.CSTTransformer):
     def leave_SimpleStatementLine(
         self, original: cst.SimpleStatementLine, updated: cst.SimpleStatementLine
     ) -> cst.BaseStatement:
-        if len(updated.body) != 1:
+        replaced: list[str] = []
+        body = []
+        for statement in updated.body:
+            exit_code = _replaced_exit(statement, self.depth > 0, self.qualify)
+            if exit_code is None:
+                body.append(statement)
+            else:
+                replaced.append(exit_code)
+                body.append(cst.Raise(semicolon=statement.semicolon))
+        if not replaced:
             return updated
-        statement = updated.body[0]
-        replaced = _replaced_exit(statement, self.depth > 0, self.qualify)
-        if replaced is None:
-            return updated
-        return updated.with_changes(
-            body=[cst.Raise()],
-            trailing_whitespace=cst.TrailingWhitespace(
-                whitespace=cst.SimpleWhitespace("  "),
-                comment=todo(f"was `{replaced}`; re-raised so the caller sees the failure"),
-            ),
-        )
+        note = todo(f"was `{'; '.join(replaced)}`; re-raised so the caller sees the failure")
+        if updated.trailing_whitespace.comment is None:
+            whitespace = cst.TrailingWhitespace(whitespace=cst.SimpleWhitespace("  "), comment=note)
+            return updated.with_changes(body=body, trailing_whitespace=whitespace)
+        # Keep the user's own comment; the note goes on the line above.
+        return updated.with_changes(body=body, leading_lines=[*updated.leading_lines, cst.EmptyLine(comment=note)])
 
     def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.Call:
         func = updated.func
@@ -135,12 +139,14 @@ def _replaced_exit(statement: cst.BaseSmallStatement, in_inner_loop: bool, quali
 def _reraising(handler: Handler, qualify: Callable[[str], str], relevel: bool) -> Handler:
     """``relevel``: log with `exception` where it logged lower (not for cancellation,
     which is normal operation and must not be logged as an error)."""
+    if isinstance(handler.body, cst.SimpleStatementSuite):  # `except X: pass` on one line
+        suite = handler.body
+        line = cst.SimpleStatementLine(body=list(suite.body), trailing_whitespace=suite.trailing_whitespace)
+        handler = handler.with_changes(body=cst.IndentedBlock(body=[line]))
     reraiser = _Reraiser(qualify, relevel)
     updated = handler.visit(reraiser)
     assert isinstance(updated, (cst.ExceptHandler, cst.ExceptStarHandler))
     body = updated.body
-    if isinstance(body, cst.SimpleStatementSuite):
-        body = cst.IndentedBlock(body=[cst.SimpleStatementLine(body=list(body.body))])
     statements = list(body.body)
     if block_exits(statements) & ~Exit.RAISE:
         statements.append(_raise_line("re-raised so the caller sees the failure; narrow or wrap it if needed"))

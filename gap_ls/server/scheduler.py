@@ -1,0 +1,149 @@
+"""When analysis runs, where, and which results may be used.
+
+Analysis runs in a worker thread on an immutable Snapshot (uri, version,
+text, settings) so the event loop stays free. Per document there is at most
+one job in flight; edits arriving meanwhile are debounced, and when a job
+finishes for a version that is already outdated, one new job is started for
+the latest version — never a queue of stale jobs. A result is stored only if
+it is newer than the stored one, and `on_result` decides whether to publish
+(only for the current version). All state here is touched on the event loop
+only; worker threads see nothing but their Snapshot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from pathlib import Path
+
+from gap_ls.core.engine import Analysis
+from gap_ls.core.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    uri: str
+    version: int
+    text: str
+    lines: tuple[str, ...]
+    path: Path | None
+    settings: Settings
+
+
+@dataclass(frozen=True)
+class Result:
+    """A completed analysis with the text and lines of the version it was computed for."""
+
+    snapshot: Snapshot
+    analysis: Analysis
+    generation: int = 0
+
+    @property
+    def version(self) -> int:
+        return self.snapshot.version
+
+
+class Scheduler:
+    def __init__(
+        self,
+        executor: Executor,
+        snapshot_of: Callable[[str], Snapshot | None],
+        run: Callable[[Snapshot], Analysis],
+        on_result: Callable[[Result], None],
+        on_error: Callable[[str, BaseException], None],
+        on_outdated: Callable[[str], None],
+    ) -> None:
+        self._executor = executor
+        self._snapshot_of = snapshot_of
+        self._run = run
+        self._on_result = on_result
+        self._on_error = on_error
+        self._on_outdated = on_outdated
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._inflight: dict[str, tuple[int, asyncio.Future[Result]]] = {}
+        self.results: dict[str, Result] = {}
+        self._generation = 0  # bumped when something outside the document changed (configuration)
+
+    def schedule(self, uri: str, delay_seconds: float) -> None:
+        """Analyse ``uri`` after ``delay_seconds`` of quiet (a newer call restarts the wait)."""
+        timer = self._timers.pop(uri, None)
+        if timer is not None:
+            timer.cancel()
+        loop = asyncio.get_running_loop()
+        self._timers[uri] = loop.call_later(delay_seconds, self._fire, uri)
+
+    def _fire(self, uri: str) -> None:
+        self._timers.pop(uri, None)
+        self._ensure(uri)
+
+    def _ensure(self, uri: str) -> asyncio.Future[Result] | None:
+        """The job for ``uri``: the one in flight, or a new one for the current version."""
+        inflight = self._inflight.get(uri)
+        if inflight is not None:
+            return inflight[1]
+        snapshot = self._snapshot_of(uri)
+        if snapshot is None:
+            return None
+        stored = self.results.get(uri)
+        if stored is not None and stored.version == snapshot.version and stored.generation == self._generation:
+            done: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
+            done.set_result(stored)
+            return done
+        future = asyncio.ensure_future(self._analyse(snapshot, self._generation))
+        self._inflight[uri] = (snapshot.version, future)
+        future.add_done_callback(lambda f: self._finished(uri, f))
+        return future
+
+    async def _analyse(self, snapshot: Snapshot, generation: int) -> Result:
+        loop = asyncio.get_running_loop()
+        analysis = await loop.run_in_executor(self._executor, self._run, snapshot)
+        return Result(snapshot, analysis, generation)
+
+    def _finished(self, uri: str, future: asyncio.Future[Result]) -> None:
+        self._inflight.pop(uri, None)
+        if future.cancelled():
+            return
+        error = future.exception()
+        if error is not None:
+            self._on_error(uri, error)
+            return
+        result = future.result()
+        stored = self.results.get(uri)
+        if self._snapshot_of(uri) is None:
+            return  # closed while analysing
+        if stored is None or (stored.version, stored.generation) <= (result.version, result.generation):
+            self.results[uri] = result
+            self._on_result(result)
+        current = self._snapshot_of(uri)
+        outdated = current is not None and (current.version != result.version or result.generation != self._generation)
+        if outdated and uri not in self._timers:
+            self._on_outdated(uri)  # edits or a configuration change arrived while this job ran
+
+    async def current(self, uri: str) -> Result | None:
+        """A result for the document's current version (waits for the analysis if needed)."""
+        for _ in range(100):  # each round is one analysis; the bound only guards against endless typing
+            future = self._ensure(uri)
+            if future is None:
+                return None
+            result = await asyncio.shield(future)
+            snapshot = self._snapshot_of(uri)
+            if snapshot is None or (result.version == snapshot.version and result.generation == self._generation):
+                return result
+        return self.results.get(uri)
+
+    def forget(self, uri: str) -> None:
+        timer = self._timers.pop(uri, None)
+        if timer is not None:
+            timer.cancel()
+        self._inflight.pop(uri, None)
+        self.results.pop(uri, None)
+
+    def invalidate(self) -> None:
+        """Something besides the text changed (configuration): results are recomputed on demand,
+        but stay readable for hover and code actions until then."""
+        self._generation += 1

@@ -1,0 +1,331 @@
+"""The language server end to end: a real `gap-ls serve` over stdio, driven as several editors."""
+
+from __future__ import annotations
+
+import asyncio
+import textwrap
+
+import pytest
+from lsprotocol import types
+from pytest_lsp import LanguageClient
+
+from gap_ls.core.engine import analyze
+from tests.e2e.helpers import (
+    apply_text_edits,
+    change_document,
+    diagnostics_for,
+    edits_of,
+    encoding_of,
+    open_document,
+    position_of,
+    pulls,
+    replace_all,
+    resolves,
+    wait_for_publish,
+)
+
+# Non-ASCII text on the line before and on the line of the flagged construct: an accented name,
+# an emoji in a string, a character outside the Basic Multilingual Plane.
+SOURCE = textwrap.dedent(
+    """\
+    import logging
+
+    log = logging.getLogger("café")
+
+
+    def load(path):
+        greeting = "héllo 😀"  # the line before the flagged one has non-ASCII text
+        try:
+            return read(path)
+        except Exception: log.warning("échec 😀 %s", path); return None
+    """
+)
+FLAGGED = 'except Exception'
+
+
+def uri_in(workspace, name: str = "module.py") -> str:
+    path = workspace / name
+    return path.as_uri()
+
+
+async def opened(client: LanguageClient, workspace, text: str = SOURCE, name: str = "module.py"):
+    uri = uri_in(workspace, name)
+    (workspace / name).write_text(text, encoding="utf-8")
+    waiter = None if pulls(client) else asyncio.ensure_future(wait_for_publish(client, uri, 1))
+    open_document(client, uri, text)
+    diagnostics = await waiter if waiter is not None else await diagnostics_for(client, uri, 1)
+    return uri, diagnostics
+
+
+async def test_open_publishes_diagnostics_at_the_right_position(client: LanguageClient, workspace):
+    uri, diagnostics = await opened(client, workspace)
+    [diagnostic] = diagnostics
+    encoding = encoding_of(client, client.init_result)
+    start = position_of(SOURCE, FLAGGED, encoding)
+    assert diagnostic.range.start == start
+    assert diagnostic.range.end == types.Position(line=start.line, character=start.character + len(FLAGGED))
+    assert diagnostic.code == "GAP102" and diagnostic.source == "gap-ls"
+    assert diagnostic.severity == types.DiagnosticSeverity.Warning
+    assert diagnostic.data["version"] == 1
+
+
+async def test_positions_follow_the_negotiated_encoding(client: LanguageClient, workspace):
+    text = 'x = "😀😀"; y = "é"\ndef f():\n    s = "😀"; t = asyncio.create_task(work())\n'
+    uri, diagnostics = await opened(client, workspace, text, "enc.py")
+    [diagnostic] = diagnostics
+    encoding = encoding_of(client, client.init_result)
+    assert diagnostic.range.start == position_of(text, "asyncio.create_task", encoding)
+    expected = {"utf-8": 20, "utf-16": 18, "utf-32": 17}[encoding]  # the emoji is 4, 2 or 1 units
+    assert diagnostic.range.start.character == expected
+
+
+async def test_edit_updates_diagnostics_for_the_new_version(client: LanguageClient, workspace):
+    uri, _ = await opened(client, workspace)
+    fixed = SOURCE.replace("return None", "raise")
+    waiter = None if pulls(client) else asyncio.ensure_future(wait_for_publish(client, uri, 2))
+    change_document(client, uri, 2, [replace_all(fixed)])
+    diagnostics = await waiter if waiter is not None else await diagnostics_for(client, uri, 2)
+    assert diagnostics == []
+
+
+async def test_incremental_edits_are_applied_like_the_client(client: LanguageClient, workspace):
+    uri, _ = await opened(client, workspace)
+    encoding = encoding_of(client, client.init_result)
+    start = position_of(SOURCE, "return None", encoding)
+    end = types.Position(line=start.line, character=start.character + len("return None"))
+    edit = types.TextDocumentContentChangePartial(range=types.Range(start=start, end=end), text="raise")
+    waiter = None if pulls(client) else asyncio.ensure_future(wait_for_publish(client, uri, 2))
+    change_document(client, uri, 2, [edit])
+    diagnostics = await waiter if waiter is not None else await diagnostics_for(client, uri, 2)
+    assert diagnostics == []
+
+
+async def test_hover_says_what_cannot_be_verified(client: LanguageClient, workspace):
+    uri, [diagnostic] = await opened(client, workspace)
+    hover = await client.text_document_hover_async(
+        types.HoverParams(text_document=types.TextDocumentIdentifier(uri=uri), position=diagnostic.range.start)
+    )
+    value = hover.contents.value
+    assert "GAP102" in value and "Cannot be verified from this code" in value
+    assert "whether every caller treats `None` as a failure" in value
+    assert "Checked" in value and "logs at WARNING without the traceback" in value
+
+
+async def test_each_code_action_applies_and_clears_the_diagnostic(client: LanguageClient, workspace):
+    uri, [diagnostic] = await opened(client, workspace)
+    encoding = encoding_of(client, client.init_result)
+    actions = await client.text_document_code_action_async(
+        types.CodeActionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            range=diagnostic.range,
+            context=types.CodeActionContext(diagnostics=[diagnostic]),
+        )
+    )
+    titles = [a.title for a in actions]
+    assert titles[0] == "Re-raise after handling" and actions[0].is_preferred
+    assert titles[-1] == "Suppress GAP102 on this line (with a reason)"
+    for action in actions:
+        if action.edit is None:
+            assert resolves(client)
+            action = await client.code_action_resolve_async(action)
+        fixed = apply_text_edits(SOURCE, edits_of(action.edit, uri), encoding)
+        compile(fixed, "fixed.py", "exec")
+        assert "TODO(gap-ls)" in fixed
+        assert not [f for f in analyze(fixed).findings if f.code == "GAP102"], action.title
+
+
+async def test_reanalysis_after_applying_a_fix_has_no_diagnostic_and_a_second_apply_is_refused(vscode: LanguageClient, workspace):
+    client = vscode
+    uri, [diagnostic] = await opened(client, workspace)
+    [action, *_] = await client.text_document_code_action_async(
+        types.CodeActionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            range=diagnostic.range,
+            context=types.CodeActionContext(diagnostics=[diagnostic]),
+        )
+    )
+    resolved = await client.code_action_resolve_async(action)
+    [change] = resolved.edit.document_changes
+    assert change.text_document.version == 1  # a client rejects it once the document moved on
+    fixed = apply_text_edits(SOURCE, change.edits, "utf-16")
+    change_document(client, uri, 2, [replace_all(fixed)])
+    assert await diagnostics_for(client, uri, 2) == []
+    # The old action, resolved again, no longer carries an edit: the document moved on.
+    again = await client.code_action_resolve_async(action)
+    assert again.edit is None
+
+
+async def test_clients_without_resolve_get_edits_eagerly(client: LanguageClient, workspace):
+    uri, [diagnostic] = await opened(client, workspace)
+    actions = await client.text_document_code_action_async(
+        types.CodeActionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            range=diagnostic.range,
+            context=types.CodeActionContext(diagnostics=[diagnostic]),
+        )
+    )
+    if resolves(client):
+        assert all(a.edit is None and a.data for a in actions)
+    else:
+        assert actions and all(a.edit is not None for a in actions)
+
+
+async def test_syntax_error_mid_edit_then_recovery(pusher: LanguageClient, workspace):
+    client = pusher
+    uri, _ = await opened(client, workspace)
+    broken = SOURCE.replace("def load(path):", "def load(path")
+    waiter = asyncio.ensure_future(wait_for_publish(client, uri, 2))
+    change_document(client, uri, 2, [replace_all(broken)])
+    diagnostics = await waiter
+    assert [d.code for d in diagnostics] == ["GAP000"]
+    assert diagnostics[0].severity == types.DiagnosticSeverity.Error
+    waiter = asyncio.ensure_future(wait_for_publish(client, uri, 3))
+    change_document(client, uri, 3, [replace_all(SOURCE)])
+    assert [d.code for d in await waiter] == ["GAP102"]
+
+
+async def test_a_burst_of_changes_publishes_only_the_last_version(pusher: LanguageClient, workspace):
+    client = pusher
+    uri, _ = await opened(client, workspace)
+    seen: list[int] = []
+
+    async def record():
+        while True:
+            params = await client.wait_for_notification(types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS)
+            if params.uri == uri:
+                seen.append(params.version)
+                if params.version == 31:
+                    return
+
+    recorder = asyncio.ensure_future(record())
+    for version in range(2, 32):
+        text = SOURCE + f"\nVALUE = {version}\n"
+        change_document(client, uri, version, [replace_all(text)])
+    await asyncio.wait_for(recorder, 20)
+    assert seen[-1] == 31
+    assert len(seen) <= 3
+    assert seen == sorted(seen)  # never an older version after a newer one
+
+
+async def test_close_clears_diagnostics(pusher: LanguageClient, workspace):
+    client = pusher
+    uri, diagnostics = await opened(client, workspace)
+    assert diagnostics
+    waiter = asyncio.ensure_future(wait_for_publish(client, uri, None))
+    client.text_document_did_close(types.DidCloseTextDocumentParams(text_document=types.TextDocumentIdentifier(uri=uri)))
+    assert await waiter == []
+
+
+async def test_pull_diagnostics_and_unchanged_reports(vscode: LanguageClient, workspace):
+    client = vscode
+    uri, diagnostics = await opened(client, workspace)
+    assert [d.code for d in diagnostics] == ["GAP102"]
+    first = await client.text_document_diagnostic_async(
+        types.DocumentDiagnosticParams(text_document=types.TextDocumentIdentifier(uri=uri))
+    )
+    second = await client.text_document_diagnostic_async(
+        types.DocumentDiagnosticParams(text_document=types.TextDocumentIdentifier(uri=uri), previous_result_id=first.result_id)
+    )
+    assert second.kind == "unchanged" and second.result_id == first.result_id
+    assert first.items[0].code_description.href.endswith("/GAP102.md")
+
+
+async def test_requests_for_unknown_documents_are_empty(vscode: LanguageClient, workspace):
+    client = vscode
+    uri = (workspace / "never-opened.py").as_uri()
+    report = await client.text_document_diagnostic_async(
+        types.DocumentDiagnosticParams(text_document=types.TextDocumentIdentifier(uri=uri))
+    )
+    assert list(report.items) == []
+    hover = await client.text_document_hover_async(
+        types.HoverParams(text_document=types.TextDocumentIdentifier(uri=uri), position=types.Position(line=0, character=0))
+    )
+    assert hover is None
+    actions = await client.text_document_code_action_async(
+        types.CodeActionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            range=types.Range(start=types.Position(line=0, character=0), end=types.Position(line=0, character=0)),
+            context=types.CodeActionContext(diagnostics=[]),
+        )
+    )
+    assert list(actions) == []
+
+
+async def test_configuration_change_applies(vscode: LanguageClient, workspace):
+    client = vscode
+    uri, diagnostics = await opened(client, workspace)
+    assert diagnostics
+    client.set_configuration({"ignore": ["GAP102"]}, section="gap", scope_uri=workspace.as_uri())
+    client.set_configuration({"ignore": ["GAP102"]}, section="gap")
+    client.workspace_did_change_configuration(types.DidChangeConfigurationParams(settings=None))
+    for _ in range(50):
+        report = await client.text_document_diagnostic_async(
+            types.DocumentDiagnosticParams(text_document=types.TextDocumentIdentifier(uri=uri))
+        )
+        if not report.items:
+            break
+        await asyncio.sleep(0.1)
+    assert list(report.items) == []
+    assert client.diagnostic_refresh_count >= 1
+
+
+async def test_bad_settings_warn_and_keep_serving(vscode: LanguageClient, workspace):
+    client = vscode
+    client.set_configuration({"selekt": ["GAP1"], "debounce": "soon"}, section="gap", scope_uri=workspace.as_uri())
+    client.workspace_did_change_configuration(types.DidChangeConfigurationParams(settings=None))
+    uri, diagnostics = await opened(client, workspace)
+    assert [d.code for d in diagnostics] == ["GAP102"]
+    for _ in range(50):
+        messages = " ".join(m.message for m in client.messages)
+        if "selekt" in messages:
+            break
+        await asyncio.sleep(0.1)
+    assert "unknown key 'selekt'" in messages and "`debounce` must be a number" in messages
+    assert all(m.type == types.MessageType.Warning for m in client.messages)
+
+
+async def test_pyproject_change_reanalyses(vscode: LanguageClient, workspace):
+    client = vscode
+    uri, diagnostics = await opened(client, workspace)
+    assert diagnostics and client.registrations and client.registrations[0].method == types.WORKSPACE_DID_CHANGE_WATCHED_FILES
+    (workspace / "pyproject.toml").write_text('[tool.gap-ls]\nignore = ["GAP102"]\n')
+    client.workspace_did_change_watched_files(
+        types.DidChangeWatchedFilesParams(
+            changes=[types.FileEvent(uri=(workspace / "pyproject.toml").as_uri(), type=types.FileChangeType.Changed)]
+        )
+    )
+    for _ in range(50):
+        report = await client.text_document_diagnostic_async(
+            types.DocumentDiagnosticParams(text_document=types.TextDocumentIdentifier(uri=uri))
+        )
+        if not report.items:
+            break
+        await asyncio.sleep(0.1)
+    assert list(report.items) == []
+
+
+async def test_hover_over_a_lock_without_a_finding(vscode: LanguageClient, workspace):
+    client = vscode
+    text = "import threading\n_lock = threading.Lock()\n\ndef bump(counter):\n    with _lock:\n        counter.value += 1\n"
+    uri, diagnostics = await opened(client, workspace, text, "lock.py")
+    assert diagnostics == []
+    hover = await client.text_document_hover_async(
+        types.HoverParams(text_document=types.TextDocumentIdentifier(uri=uri), position=position_of(text, "_lock:", "utf-16"))
+    )
+    assert "does not serialise them" in hover.contents.value and "worker processes" in hover.contents.value
+
+
+@pytest.mark.parametrize("setting", [{"run": "onSave"}])
+async def test_on_save_mode(pusher: LanguageClient, workspace, setting):
+    client = pusher
+    client.set_configuration(setting, section="gap", scope_uri=workspace.as_uri())
+    client.workspace_did_change_configuration(types.DidChangeConfigurationParams(settings={"gap": setting}))
+    await asyncio.sleep(0.3)  # the server pulls the new settings
+    uri, diagnostics = await opened(client, workspace)
+    assert diagnostics
+    change_document(client, uri, 2, [replace_all(SOURCE.replace("return None", "raise"))])
+    waiter = asyncio.ensure_future(wait_for_publish(client, uri, 2, timeout=5))
+    await asyncio.sleep(0.6)
+    assert not waiter.done()  # no diagnostics while typing in onSave mode
+    client.text_document_did_save(types.DidSaveTextDocumentParams(text_document=types.TextDocumentIdentifier(uri=uri)))
+    assert await waiter == []
