@@ -307,3 +307,20 @@ def test_sarif_is_valid_2_1_0(tmp_path):
 
     parsed = Sarif.model_validate(log)
     assert parsed.runs[0].results[0].rule_id == "GAP102"
+
+
+def test_too_deeply_nested_code_is_reported_not_crashed(tmp_path):
+    body = " + ".join(["a"] * 1500)
+    write(tmp_path, "deep.py", f"def f():\n    try:\n        return {body}\n    except Exception:\n        return None\n")
+    run = run_gap_ls("check", "deep.py", cwd=tmp_path)
+    assert run.code == 1, run.err
+    assert "GAP000 Statement too deeply nested for gap-ls to analyse" in run.out
+    assert "Traceback" not in run.err and "internal error" not in run.err
+
+
+def test_follow_imports_reads_other_modules(tmp_path):
+    write(tmp_path, "workers.py", "def process(job):\n    job.run()\n")
+    write(tmp_path, "app.py", "import threading\nfrom workers import process\nthreading.Thread(target=process).start()\n")
+    assert run_gap_ls("check", "app.py", cwd=tmp_path).code == 0
+    run = run_gap_ls("check", "--follow-imports", "--explain", "app.py", cwd=tmp_path)
+    assert run.code == 1 and "resolved with jedi: `workers.process`" in run.out

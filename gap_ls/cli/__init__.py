@@ -20,6 +20,7 @@ from gap_ls.cli.files import Problem, SettingsResolver, discover
 from gap_ls.cli.output import FileResult, render_json, render_sarif, render_text
 from gap_ls.core import registry
 from gap_ls.core.engine import Analysis, analyze_bytes
+from gap_ls.core.resolve import JediResolver
 from gap_ls.core.ruledocs import rule_doc
 from gap_ls.core.settings import ConfigError
 
@@ -48,6 +49,11 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--stdin-filename", metavar="NAME", help="read the source from stdin and report it as NAME")
     check.add_argument("--force-exclude", action="store_true", help="apply `exclude` to paths given explicitly")
     check.add_argument("--exit-zero", action="store_true", help="exit 0 even when there are findings")
+    check.add_argument(
+        "--follow-imports",
+        action="store_true",
+        help="resolve thread targets and jobs defined in other modules with jedi (slower; runs no code)",
+    )
     check.add_argument("--debug", action="store_true", help="print tracebacks of internal errors")
 
     rule = commands.add_parser("rule", help="print a rule's documentation")
@@ -92,9 +98,11 @@ def run_check(args: argparse.Namespace) -> int:
         _error(f"{args.config}: no such configuration file")
         return EXIT_ERROR
     resolver = SettingsResolver(overrides={k: v for k, v in overrides.items() if v is not None}, config_file=args.config)
+    names = JediResolver(Path.cwd()) if args.follow_imports else None
     problems: list[Problem] = []
     try:
-        results = _check_stdin(args, resolver, problems) if args.stdin_filename else _check_paths(args, resolver, problems)
+        check = _check_stdin if args.stdin_filename else _check_paths
+        results = check(args, resolver, problems, names)
     except ConfigError as exc:
         _error(str(exc))
         return EXIT_ERROR
@@ -118,7 +126,9 @@ def _render(args: argparse.Namespace, results: list[FileResult], problems: list[
     return render_text(results, args.explain)
 
 
-def _check_paths(args: argparse.Namespace, resolver: SettingsResolver, problems: list[Problem]) -> list[FileResult]:
+def _check_paths(
+    args: argparse.Namespace, resolver: SettingsResolver, problems: list[Problem], names: JediResolver | None
+) -> list[FileResult]:
     results = []
     for path in discover(args.paths or ["."], resolver, args.force_exclude, problems):
         try:
@@ -126,26 +136,33 @@ def _check_paths(args: argparse.Namespace, resolver: SettingsResolver, problems:
         except OSError as exc:
             problems.append(Problem(str(path), exc.strerror or str(exc)))
             continue
-        analysis = _analyze(data, path, resolver, args.debug, problems)
+        analysis = _analyze(data, path, resolver, args.debug, problems, names)
         if analysis is not None:
             results.append(FileResult(_display(path), analysis.findings, analysis.suppressed))
     return results
 
 
-def _check_stdin(args: argparse.Namespace, resolver: SettingsResolver, problems: list[Problem]) -> list[FileResult]:
+def _check_stdin(
+    args: argparse.Namespace, resolver: SettingsResolver, problems: list[Problem], names: JediResolver | None
+) -> list[FileResult]:
     if args.paths and args.paths != ["-"]:
         raise ConfigError("--stdin-filename reads the source from stdin; do not pass paths as well")
     path = Path(args.stdin_filename)
-    analysis = _analyze(sys.stdin.buffer.read(), path, resolver, args.debug, problems)
+    analysis = _analyze(sys.stdin.buffer.read(), path, resolver, args.debug, problems, names)
     return [FileResult(args.stdin_filename, analysis.findings, analysis.suppressed)] if analysis is not None else []
 
 
 def _analyze(
-    data: bytes, path: Path, resolver: SettingsResolver, debug: bool, problems: list[Problem]
+    data: bytes,
+    path: Path,
+    resolver: SettingsResolver,
+    debug: bool,
+    problems: list[Problem],
+    names: JediResolver | None,
 ) -> Analysis | None:
     settings = resolver.for_path(path.absolute())
     try:
-        return analyze_bytes(data, settings, path.absolute())
+        return analyze_bytes(data, settings, path.absolute(), names)
     except Exception as exc:  # noqa: BLE001 - one file's internal error must not stop the run
         problems.append(Problem(str(path), f"internal error: {type(exc).__name__}: {exc} (please report this)"))
         if debug:

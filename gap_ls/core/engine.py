@@ -19,6 +19,7 @@ from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
 
 from gap_ls.core import registry
 from gap_ls.core.model import Family, Finding, FixHint, Related, Span
+from gap_ls.core.resolve import Resolver
 from gap_ls.core.rule import Report, Rule, UnitContext
 from gap_ls.core.settings import Settings
 from gap_ls.core.source import ParsedModule, SourceDecodeError, SourceSyntaxError, Unit, decode_source, parse_module
@@ -38,7 +39,9 @@ class Analysis:
     summary: ModuleSummary | None = field(default=None, compare=False, repr=False)
 
 
-def analyze_bytes(data: bytes, settings: Settings | None = None, path: Path | None = None) -> Analysis:
+def analyze_bytes(
+    data: bytes, settings: Settings | None = None, path: Path | None = None, resolver: Resolver | None = None
+) -> Analysis:
     """Decode like the interpreter (BOM, coding cookie), then analyse; undecodable -> GAP000."""
     settings = settings or Settings()
     try:
@@ -47,10 +50,13 @@ def analyze_bytes(data: bytes, settings: Settings | None = None, path: Path | No
         rules = registry.enabled_rules(settings, settings.ignored_for(path))
         failure = SourceSyntaxError(f"File cannot be decoded: {exc}", 0, 0)
         return Analysis(findings=_syntax_findings(failure, rules, settings), parse_failed=True)
-    return analyze(text, settings, path)
+    return analyze(text, settings, path, resolver)
 
 
-def analyze(text: str, settings: Settings | None = None, path: Path | None = None) -> Analysis:
+def analyze(
+    text: str, settings: Settings | None = None, path: Path | None = None, resolver: Resolver | None = None
+) -> Analysis:
+    """Findings for ``text``; ``resolver`` (jedi) lets rules follow names into other modules."""
     settings = settings or Settings()
     rules = registry.enabled_rules(settings, settings.ignored_for(path))
     try:
@@ -66,21 +72,46 @@ def analyze(text: str, settings: Settings | None = None, path: Path | None = Non
         if not wanted:
             continue
         parsed_units += 1
-        raw.extend(analyze_unit(unit, summary, settings, wanted))
+        raw.extend(analyze_unit(unit, summary, settings, wanted, UnitSource(text, path, resolver)))
     return _finish(parsed, summary, raw, rules, settings, parsed_units)
 
 
-def analyze_unit(unit: Unit, summary: ModuleSummary, settings: Settings, rules: Sequence[type[Rule]]) -> list[Finding]:
+@dataclass(frozen=True)
+class UnitSource:
+    """What a unit's rules may need beyond the unit: the whole text and path (for jedi)."""
+
+    text: str = ""
+    path: Path | None = None
+    resolver: Resolver | None = None
+
+
+def analyze_unit(
+    unit: Unit,
+    summary: ModuleSummary,
+    settings: Settings,
+    rules: Sequence[type[Rule]],
+    source: UnitSource = UnitSource(),
+) -> list[Finding]:
     """Run ``rules`` over one unit; findings carry positions in the whole file."""
     try:
-        module = cst.parse_module(unit.parse_text())
+        return _run_rules(unit, summary, settings, rules, source)
     except cst.ParserSyntaxError as exc:
         # ast accepted the file, libcst did not (a grammar corner libcst lacks).
         line = unit.line_offset() + exc.raw_line - 1
-        message = f"libcst cannot parse this statement: {exc.message}"
+        message = f"File does not parse: libcst cannot parse this statement: {exc.message}"
         return [_syntax_finding(message, max(line, unit.start), 0, settings)]
+    except RecursionError:
+        # A very deep expression (a thousand chained `+`) exhausts libcst's recursive visitors.
+        message = "Statement too deeply nested for gap-ls to analyse; nothing in it is checked"
+        return [_syntax_finding(message, unit.start, 0, settings)]
+
+
+def _run_rules(
+    unit: Unit, summary: ModuleSummary, settings: Settings, rules: Sequence[type[Rule]], source: UnitSource
+) -> list[Finding]:
+    module = cst.parse_module(unit.parse_text())
     statements = module.body[0].body.body if unit.is_member else module.body
-    context = UnitContext(unit, summary, settings)
+    context = UnitContext(unit, summary, settings, module, source.text, source.path, source.resolver)
     instances = [rule(context) for rule in rules]
     for statement in statements:
         cst.visit_batched(statement, instances, before_visit=context.enter, after_leave=context.leave)

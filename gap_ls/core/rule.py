@@ -14,12 +14,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 import libcst as cst
+from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
 
-from gap_ls.core.model import Family, Severity
+from gap_ls.core.model import Family, Position, Severity
 from gap_ls.core.nodes import call_name, dotted_name
+from gap_ls.core.resolve import ExternalFunction, Resolver
 from gap_ls.core.settings import Settings
 from gap_ls.core.source import Unit
 from gap_ls.core.summary import FunctionInfo, ModuleSummary
@@ -83,12 +86,26 @@ class Report:
 class UnitContext:
     """What a rule may know while visiting one unit: parents, scopes, names, the summary."""
 
-    def __init__(self, unit: Unit, summary: ModuleSummary, settings: Settings) -> None:
+    def __init__(
+        self,
+        unit: Unit,
+        summary: ModuleSummary,
+        settings: Settings,
+        module: cst.Module | None = None,
+        source: str = "",
+        path: Path | None = None,
+        resolver: Resolver | None = None,
+    ) -> None:
         self.unit = unit
         self.summary = summary
         self.settings = settings
+        self.module = module
+        self.source = source
+        self.path = path
+        self.resolver = resolver
         self._parents: dict[int, cst.CSTNode] = {}
         self._stack: list[cst.CSTNode] = []
+        self._positions: Mapping[cst.CSTNode, CodeRange] | None = None
         self.cache: dict[tuple[str, int], Any] = {}
 
     # -- traversal hooks (called by the engine around every node) --------------
@@ -150,6 +167,28 @@ class UnitContext:
     def is_async(self, node: cst.CSTNode) -> bool:
         function = node if isinstance(node, cst.FunctionDef) else self.enclosing_function(node)
         return function is not None and function.asynchronous is not None
+
+    # -- positions and other modules ------------------------------------------------------
+    def position_of(self, node: cst.CSTNode) -> Position | None:
+        """Where ``node`` starts in the file (computed for this unit on first use only)."""
+        if self.module is None:
+            return None
+        if self._positions is None:
+            self._positions = MetadataWrapper(self.module, unsafe_skip_copy=True).resolve(PositionProvider)
+        code_range = self._positions.get(node)
+        if code_range is None:
+            return None
+        return Position(code_range.start.line - 1 + self.unit.line_offset(), code_range.start.column)
+
+    def resolve_external(self, node: cst.CSTNode) -> ExternalFunction | None:
+        """The function a name defined in another module refers to (jedi), if a resolver is set."""
+        if self.resolver is None:
+            return None
+        target = node.attr if isinstance(node, cst.Attribute) else node
+        position = self.position_of(target)
+        if position is None:
+            return None
+        return self.resolver.resolve_function(self.source, self.path, position)
 
     # -- names --------------------------------------------------------------------
     def qualify(self, node: cst.CSTNode | None) -> str | None:

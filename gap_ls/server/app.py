@@ -28,6 +28,7 @@ from gap_ls.core import registry
 from gap_ls.core.engine import Analysis, analyze
 from gap_ls.core.model import Finding
 from gap_ls.core.notes import construct_note
+from gap_ls.core.resolve import JediResolver
 from gap_ls.core.ruledocs import rule_doc
 from gap_ls.fixes import FixNotApplicable, actions_for, compute_edits
 from gap_ls.server import convert, hover
@@ -69,6 +70,7 @@ class GapServer(LanguageServer):
             self.analysis_pool, self.snapshot, run_analysis, self.publish, self.analysis_failed, self.catch_up
         )
         self._shown_warnings: set[str] = set()
+        self._resolvers: dict[Path | None, JediResolver] = {}
 
     # -- plumbing used by the handlers -------------------------------------------------------
     @property
@@ -81,7 +83,9 @@ class GapServer(LanguageServer):
             return None
         settings, warnings = self.session.settings_for(document.path)
         self.warn(warnings)
-        return Snapshot(uri, document.version, document.text, tuple(document.lines), document.path, settings)
+        folder = self.session.folder_of(document.path)
+        resolver = self._resolvers.setdefault(folder, JediResolver(folder))
+        return Snapshot(uri, document.version, document.text, tuple(document.lines), document.path, settings, resolver)
 
     def publish(self, result: Result) -> None:
         document = self.documents.get(result.snapshot.uri)
@@ -137,7 +141,7 @@ class GapServer(LanguageServer):
 
     def apply_editor_settings(self, items: list[Any]) -> None:
         """Settings pulled per folder (`workspace/configuration`), in folder order."""
-        for folder, raw in zip(self.session.folders, items):
+        for folder, raw in zip(self.session.folders, items, strict=False):  # a client may answer fewer items
             parsed, warnings = parse_editor_settings(raw, f"settings for {folder}")
             if raw is not None:
                 self.session.folder_settings[str(folder)] = parsed
@@ -169,7 +173,7 @@ class GapServer(LanguageServer):
 
 def run_analysis(snapshot: Snapshot) -> Analysis:
     """Runs in a worker thread: only the snapshot is touched."""
-    return analyze(snapshot.text, snapshot.settings, snapshot.path)
+    return analyze(snapshot.text, snapshot.settings, snapshot.path, snapshot.resolver)
 
 
 server = GapServer()

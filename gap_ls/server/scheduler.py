@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gap_ls.core.engine import Analysis
+from gap_ls.core.resolve import Resolver
 from gap_ls.core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,7 @@ class Snapshot:
     lines: tuple[str, ...]
     path: Path | None
     settings: Settings
+    resolver: Resolver | None = None  # thread-safe (jedi calls are serialised inside)
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import textwrap
 
 import pytest
@@ -329,3 +330,33 @@ async def test_on_save_mode(pusher: LanguageClient, workspace, setting):
     assert not waiter.done()  # no diagnostics while typing in onSave mode
     client.text_document_did_save(types.DidSaveTextDocumentParams(text_document=types.TextDocumentIdentifier(uri=uri)))
     assert await waiter == []
+
+
+async def test_a_failing_request_is_logged_and_the_server_keeps_serving(vscode: LanguageClient, workspace):
+    client = vscode
+    uri, diagnostics = await opened(client, workspace)
+    # A request the typed client cannot even express: hover without a document, written raw.
+    body = json.dumps({"jsonrpc": "2.0", "id": "broken-1", "method": "textDocument/hover", "params": {"position": {"line": 0}}})
+    client._server.stdin.write(f"Content-Length: {len(body.encode())}\r\n\r\n{body}".encode())
+    for _ in range(50):
+        if any("gap-ls" in m.message and m.type == types.MessageType.Error for m in client.log_messages):
+            break
+        await asyncio.sleep(0.1)
+    assert any("gap-ls" in m.message and m.type == types.MessageType.Error for m in client.log_messages)
+    hover = await client.text_document_hover_async(
+        types.HoverParams(text_document=types.TextDocumentIdentifier(uri=uri), position=diagnostics[0].range.start)
+    )
+    assert "GAP102" in hover.contents.value
+    assert not client.messages  # no error dialog popped up
+
+
+async def test_shutdown_and_exit_end_the_process_promptly(vscode: LanguageClient, workspace):
+    client = vscode
+    await opened(client, workspace)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await client.shutdown_session()
+    client.capabilities = None  # the fixture's own shutdown has nothing left to do
+    await asyncio.wait_for(client._server.wait(), 10)
+    assert client._server.returncode == 0
+    assert loop.time() - started < 10

@@ -10,6 +10,7 @@ import libcst as cst
 from gap_ls.core.model import Family
 from gap_ls.core.nodes import call_name, dotted_name, keyword, method_name, receiver, walk
 from gap_ls.core.rule import FixRequest, Rule, UnitContext
+from gap_ls.core.summary import FunctionInfo
 
 TASK_FACTORIES = frozenset({"asyncio.create_task", "asyncio.ensure_future", "asyncio.tasks.create_task"})
 THREADS = frozenset({"threading.Thread", "threading.Timer"})
@@ -43,7 +44,13 @@ CONTAINER_METHODS = frozenset({"add", "append", "appendleft", "put", "put_nowait
 class Candidate:
     call: cst.Call
     kind: str  # task | future | executor-map | thread | gather
-    work: str | None  # dotted name of the function the task/future/thread runs
+    work_node: cst.CSTNode | None = None  # the expression naming the function that runs
+
+    @property
+    def work(self) -> str | None:
+        """Dotted name of the function the task/future/thread runs; None for anything else
+        (a lambda, a factory call that returns the function)."""
+        return dotted_name(self.work_node) if self.work_node is not None else None
 
 
 class UnobservedAsyncResult(Rule):
@@ -142,31 +149,29 @@ class UnobservedAsyncResult(Rule):
         method = method_name(call)
         target = receiver(call)
         if qualified in TASK_FACTORIES:
-            return Candidate(call, "task", _called(call.args[0].value) if call.args else None)
+            return Candidate(call, "task", _coroutine_call(call.args[0].value) if call.args else None)
         if qualified in THREADS:
             return Candidate(call, "thread", self._thread_target(call, qualified))
         if qualified in GATHER:
             flag = keyword(call, "return_exceptions")
             if flag is not None and isinstance(flag.value, cst.Name) and flag.value.value == "True":
-                return Candidate(call, "gather", None)
+                return Candidate(call, "gather")
             return None
         if target is None:
             return None
         if method == "create_task" and not self._is_task_group(target, call):
-            return Candidate(call, "task", _called(call.args[0].value) if call.args else None)
+            return Candidate(call, "task", _coroutine_call(call.args[0].value) if call.args else None)
         if method == "run_in_executor":
-            work = dotted_name(call.args[1].value) if len(call.args) > 1 else None
-            return Candidate(call, "future", work)
+            return Candidate(call, "future", call.args[1].value if len(call.args) > 1 else None)
         if method in {"submit", "map"} and self._is_executor(target):
-            work = dotted_name(call.args[0].value) if call.args else None
-            return Candidate(call, "future" if method == "submit" else "executor-map", work)
+            return Candidate(call, "future" if method == "submit" else "executor-map", call.args[0].value if call.args else None)
         return None
 
-    def _thread_target(self, call: cst.Call, qualified: str) -> str | None:
+    def _thread_target(self, call: cst.Call, qualified: str) -> cst.CSTNode | None:
         target = keyword(call, "target") or keyword(call, "function")
         if target is None and qualified == "threading.Timer" and len(call.args) > 1:
             target = call.args[1]
-        return dotted_name(target.value) if target is not None else None
+        return target.value if target is not None else None
 
     def _is_executor(self, target: cst.BaseExpression) -> bool:
         name = dotted_name(target)
@@ -324,19 +329,29 @@ class UnobservedAsyncResult(Rule):
                     class_name = self.context.class_name(ancestor)
         return self.context.summary.resolve_function(name, scope, class_name)
 
-    def _work_handles_errors(self, candidate: Candidate) -> bool:
+    def _work(self, candidate: Candidate) -> tuple[FunctionInfo | None, str | None]:
+        """What runs, as far as can be known: its summary, and how it was found."""
         if candidate.work is None:
-            return False
+            return None, None
         info = self._resolve(candidate.work, candidate.call)
+        if info is not None:
+            return info, f"`{candidate.work}` is defined in this module"
+        root = candidate.work.split(".", 1)[0]
+        if root in self.context.summary.imports and candidate.work_node is not None:
+            external = self.context.resolve_external(candidate.work_node)
+            if external is not None:
+                return external.info, f"resolved with jedi: {external.describe()}"
+        return None, None
+
+    def _work_handles_errors(self, candidate: Candidate) -> bool:
+        info, _ = self._work(candidate)
         return info is not None and info.handles_errors
 
     def _check_thread(self, candidate: Candidate) -> None:
-        if candidate.work is None:
-            return
-        info = self._resolve(candidate.work, candidate.call)
+        info, how = self._work(candidate)
         if info is None or info.handles_errors:
-            return  # defined elsewhere (cannot tell) or guarded by its own try/except
-        self._report(candidate, f"`{candidate.work}` has no try/except of its own")
+            return  # defined where nothing can be read, or guarded by its own try/except
+        self._report(candidate, f"`{candidate.work}` has no try/except of its own ({how})")
 
     def _check_gather(self, candidate: Candidate) -> None:
         awaited = self.context.parent(candidate.call)
@@ -392,9 +407,9 @@ class UnobservedAsyncResult(Rule):
         if work_fact is not None:
             checked.append(work_fact)
         elif candidate.work is not None:
-            info = self._resolve(candidate.work, candidate.call)
+            info, how = self._work(candidate)
             checked.append(
-                f"`{candidate.work}` has no try/except of its own"
+                f"`{candidate.work}` has no try/except of its own ({how})"
                 if info is not None
                 else f"`{candidate.work}` is defined elsewhere; its own error handling is not visible"
             )
@@ -411,9 +426,9 @@ class UnobservedAsyncResult(Rule):
         )
 
 
-def _called(node: cst.BaseExpression) -> str | None:
-    """The function a coroutine expression calls: `send(order)` -> "send"."""
-    return call_name(node) if isinstance(node, cst.Call) else None
+def _coroutine_call(node: cst.BaseExpression) -> cst.CSTNode | None:
+    """The function whose call makes the coroutine: `send` in `create_task(send(order))`."""
+    return node.func if isinstance(node, cst.Call) else None
 
 
 def _checks_for_exceptions(function: cst.FunctionDef) -> bool:
