@@ -36,4 +36,17 @@ def test_corpus_file_with_lines_cut(path: Path, data):
     broken = lines[:start] + [lines[start][:keep]] + lines[start + length :]
     analysis = analyze("".join(broken))
     if analysis.parse_failed:
-        assert [f.code for f in analysis.findings] == ["GAP000"]
+        # One GAP000 for the broken statement; whatever else still parses is still checked.
+        assert [f.code for f in analysis.findings].count("GAP000") == 1
+
+
+def test_half_typed_statement_keeps_the_findings_of_the_rest():
+    source = (ROOT / "examples" / "billing.py").read_text(encoding="utf-8")
+    full = {(f.code, f.span.start.line) for f in analyze(source).findings}
+    broken = source.replace("def charge_invoice(invoice: dict) -> bool:", "def charge_invoice(invoice: dict) -> bool")
+    analysis = analyze(broken)
+    assert analysis.parse_failed
+    codes = [f.code for f in analysis.findings]
+    assert codes.count("GAP000") == 1
+    kept = {(f.code, f.span.start.line) for f in analysis.findings if f.code != "GAP000"}
+    assert kept and kept < full  # the broken function's finding is gone, the others stay where they were

@@ -11,7 +11,7 @@ server are its only callers.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import libcst as cst
@@ -22,7 +22,14 @@ from gap_ls.core.model import Family, Finding, FixHint, Related, Span
 from gap_ls.core.resolve import Resolver
 from gap_ls.core.rule import Report, Rule, UnitContext
 from gap_ls.core.settings import Settings
-from gap_ls.core.source import ParsedModule, SourceDecodeError, SourceSyntaxError, Unit, decode_source, parse_module
+from gap_ls.core.source import (
+    ParsedModule,
+    SourceDecodeError,
+    SourceSyntaxError,
+    Unit,
+    decode_source,
+    parse_module_recovering,
+)
 from gap_ls.core.summary import ModuleSummary, summarize
 from gap_ls.core.suppression import apply_suppressions, find_suppressions
 
@@ -60,9 +67,10 @@ def analyze(
     settings = settings or Settings()
     rules = registry.enabled_rules(settings, settings.ignored_for(path))
     try:
-        parsed = parse_module(text)
+        recovered = parse_module_recovering(text)
     except SourceSyntaxError as exc:
         return Analysis(findings=_syntax_findings(exc, rules, settings), parse_failed=True)
+    parsed = recovered.parsed
     summary = summarize(parsed.tree)
     triggers = {rule: rule.triggers_for(summary.imports) for rule in rules if not rule.meta}
     raw: list[Finding] = []
@@ -73,7 +81,12 @@ def analyze(
             continue
         parsed_units += 1
         raw.extend(analyze_unit(unit, summary, settings, wanted, UnitSource(text, path, resolver)))
-    return _finish(parsed, summary, raw, rules, settings, parsed_units)
+    if recovered.errors:
+        # Half-typed code: the broken statement is reported, the rest is still checked.
+        first = recovered.errors[0]
+        raw.extend(_syntax_findings(first, rules, settings, rest_checked=True))
+    analysis = _finish(parsed, summary, raw, rules, settings, parsed_units)
+    return replace(analysis, parse_failed=bool(recovered.errors))
 
 
 @dataclass(frozen=True)
@@ -278,8 +291,12 @@ def _syntax_finding(message: str, line: int, column: int, settings: Settings) ->
     )
 
 
-def _syntax_findings(exc: SourceSyntaxError, rules: Sequence[type[Rule]], settings: Settings) -> tuple[Finding, ...]:
+def _syntax_findings(
+    exc: SourceSyntaxError, rules: Sequence[type[Rule]], settings: Settings, rest_checked: bool = False
+) -> tuple[Finding, ...]:
     if not any(rule.code == registry.SYNTAX_ERROR for rule in rules):
         return ()
     message = exc.message if exc.message.startswith("File ") else f"File does not parse: {exc.message}"
+    if rest_checked:
+        message += "; the statements around it are skipped, the rest of the file is still checked"
     return (_syntax_finding(message, exc.line, exc.column, settings),)

@@ -116,6 +116,68 @@ def parse_module(text: str) -> ParsedModule:
     return ParsedModule(text=text, lines=lines, tree=tree, units=units)
 
 
+@dataclass(frozen=True)
+class Recovered:
+    """A module parsed after blanking the top-level statements that do not parse."""
+
+    parsed: ParsedModule
+    errors: tuple[SourceSyntaxError, ...]
+
+
+_STATEMENT_START = re.compile(r"[A-Za-z_@]")
+MAX_RECOVERIES = 8
+
+
+def parse_module_recovering(text: str) -> Recovered:
+    """Like parse_module, but a broken top-level statement (half-typed code) is blanked out —
+    its lines kept empty so every other line keeps its number — and the rest is parsed.
+
+    Raises SourceSyntaxError only when recovery fails (the first error).
+    """
+    errors: list[SourceSyntaxError] = []
+    lines = split_lines(text)
+    current = text
+    for _ in range(MAX_RECOVERIES):
+        try:
+            parsed = parse_module(current)
+        except SourceSyntaxError as exc:
+            errors.append(exc)
+            blanked = _blank_statement_at(lines, exc.line)
+            if blanked is None:
+                raise errors[0] from None
+            lines = blanked
+            current = "".join(lines)
+            continue
+        return Recovered(parsed, tuple(errors))
+    raise errors[0]
+
+
+def _blank_statement_at(lines: list[str], line: int) -> list[str] | None:
+    """Blank the top-level block around ``line``: from the nearest statement start at column 0
+    above it to the next one below it."""
+    if not lines:
+        return None
+    line = min(line, len(lines) - 1)
+    start = line
+    while start > 0 and not _starts_top_level(lines[start]):
+        start -= 1
+    end = line + 1
+    while end < len(lines) and not _starts_top_level(lines[end]):
+        end += 1
+    if all(not lines[i].strip() for i in range(start, end)):
+        return None  # nothing left to blank: recovery cannot make progress
+    blank = [_line_ending(lines[i]) for i in range(start, end)]
+    return lines[:start] + blank + lines[end:]
+
+
+def _starts_top_level(line: str) -> bool:
+    return bool(_STATEMENT_START.match(line))
+
+
+def _line_ending(line: str) -> str:
+    return line[len(line.rstrip("\r\n")) :]
+
+
 def _parse_ast(text: str) -> ast.Module:
     version = f"{sys.version_info.major}.{sys.version_info.minor}"
     try:
