@@ -1,37 +1,32 @@
 """The analysis pipeline: source text in, findings out.
 
-``analyze(text, settings)`` parses the file with ``ast`` to cut it into units
-and build the module summary, parses with libcst only the units some enabled
-rule wants (by trigger substrings), runs all rules over each unit in one
-batched traversal, computes positions only for units that produced reports,
-then applies suppressions. Pure and synchronous: the CLI and the language
-server are its only callers.
+``analyze(text, settings)`` builds an incremental document (``document``)
+for the text: the file is cut into units with ``ast``, the module summary is
+merged from per-unit facts, libcst parses only the units some enabled rule
+wants (by trigger substrings), all rules run over a unit in one traversal,
+positions are computed only for units that produced reports, then
+suppressions are applied. This module holds the per-unit machinery the
+document uses. Pure and synchronous: the CLI and the language server are its
+only callers.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import libcst as cst
 from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
 
 from gap_ls.core import registry
-from gap_ls.core.model import Family, Finding, FixHint, Related, Span
+from gap_ls.core.model import Family, Finding, FixHint, Related, Span, Suppression
 from gap_ls.core.resolve import Resolver
 from gap_ls.core.rule import Report, Rule, UnitContext
 from gap_ls.core.settings import Settings
-from gap_ls.core.source import (
-    ParsedModule,
-    SourceDecodeError,
-    SourceSyntaxError,
-    Unit,
-    decode_source,
-    parse_module_recovering,
-)
-from gap_ls.core.summary import ModuleSummary, summarize
-from gap_ls.core.suppression import apply_suppressions, find_suppressions
+from gap_ls.core.source import SourceDecodeError, SourceSyntaxError, Unit, decode_source
+from gap_ls.core.summary import ModuleSummary
+from gap_ls.core.suppression import apply_suppressions
 
 
 @dataclass(frozen=True)
@@ -39,11 +34,19 @@ class Analysis:
     findings: tuple[Finding, ...]
     suppressed: tuple[Finding, ...] = ()
     units_total: int = 0
-    units_parsed: int = 0
+    units_parsed: int = 0  # units libcst parsed for this analysis (the rest came from the cache)
     parse_failed: bool = False
-    # The file as the analysis saw it, kept for hover and fixes (not compared).
-    parsed: ParsedModule | None = field(default=None, compare=False, repr=False)
+    # Findings of statements that do not parse right now, from before they broke (editor only).
+    stale: tuple[Finding, ...] = ()
+    # What the analysis saw, kept for hover and fixes (not compared).
     summary: ModuleSummary | None = field(default=None, compare=False, repr=False)
+    units: tuple[Unit, ...] = field(default=(), compare=False, repr=False)
+
+    def unit_at(self, line: int) -> Unit | None:
+        for unit in self.units:
+            if unit.start <= line <= unit.end:
+                return unit
+        return None
 
 
 def analyze_bytes(
@@ -56,7 +59,7 @@ def analyze_bytes(
     except SourceDecodeError as exc:
         rules = registry.enabled_rules(settings, settings.ignored_for(path))
         failure = SourceSyntaxError(f"File cannot be decoded: {exc}", 0, 0)
-        return Analysis(findings=_syntax_findings(failure, rules, settings), parse_failed=True)
+        return Analysis(findings=syntax_findings(failure, rules, settings), parse_failed=True)
     return analyze(text, settings, path, resolver)
 
 
@@ -64,90 +67,124 @@ def analyze(
     text: str, settings: Settings | None = None, path: Path | None = None, resolver: Resolver | None = None
 ) -> Analysis:
     """Findings for ``text``; ``resolver`` (jedi) lets rules follow names into other modules."""
-    settings = settings or Settings()
-    rules = registry.enabled_rules(settings, settings.ignored_for(path))
-    try:
-        recovered = parse_module_recovering(text)
-    except SourceSyntaxError as exc:
-        return Analysis(findings=_syntax_findings(exc, rules, settings), parse_failed=True)
-    parsed = recovered.parsed
-    summary = summarize(parsed.tree)
-    triggers = {rule: rule.triggers_for(summary.imports) for rule in rules if not rule.meta}
-    raw: list[Finding] = []
-    parsed_units = 0
-    for unit in parsed.units:
-        wanted = [rule for rule, words in triggers.items() if words is None or any(w in unit.text for w in words)]
-        if not wanted:
-            continue
-        parsed_units += 1
-        raw.extend(analyze_unit(unit, summary, settings, wanted, UnitSource(text, path, resolver)))
-    if recovered.errors:
-        # Half-typed code: the broken statement is reported, the rest is still checked.
-        first = recovered.errors[0]
-        raw.extend(_syntax_findings(first, rules, settings, rest_checked=True))
-    analysis = _finish(parsed, summary, raw, rules, settings, parsed_units)
-    return replace(analysis, parse_failed=bool(recovered.errors))
+    # The document builds on this module's per-unit machinery, hence the import here.
+    from gap_ls.core.document import AnalysisDocument
+
+    return AnalysisDocument.build(text, settings or Settings(), path, resolver).analysis
 
 
 @dataclass(frozen=True)
 class UnitSource:
-    """What a unit's rules may need beyond the unit: the whole text and path (for jedi)."""
+    """What a unit's rules may need beyond the unit: the whole text and path (for jedi),
+    and where the unit really starts when it is analysed at line 0."""
 
     text: str = ""
     path: Path | None = None
     resolver: Resolver | None = None
+    line_offset: int = 0
 
 
-def analyze_unit(
+def triggers_of(rules: Sequence[type[Rule]], summary: ModuleSummary) -> dict[type[Rule], tuple[str, ...] | None]:
+    return {rule: rule.triggers_for(summary.imports) for rule in rules if not rule.meta}
+
+
+def run_unit(
     unit: Unit,
     summary: ModuleSummary,
     settings: Settings,
     rules: Sequence[type[Rule]],
     source: UnitSource = UnitSource(),
-) -> list[Finding]:
-    """Run ``rules`` over one unit; findings carry positions in the whole file."""
+) -> tuple[list[Finding], set[str]]:
+    """Run ``rules`` over one unit: its findings (positions in the unit's coordinates) and the
+    functions of the summary it looked up."""
     try:
         return _run_rules(unit, summary, settings, rules, source)
     except cst.ParserSyntaxError as exc:
         # ast accepted the file, libcst did not (a grammar corner libcst lacks).
         line = unit.line_offset() + exc.raw_line - 1
         message = f"File does not parse: libcst cannot parse this statement: {exc.message}"
-        return [_syntax_finding(message, max(line, unit.start), 0, settings)]
+        return [_syntax_finding(message, max(line, unit.start), 0, settings)], set()
     except RecursionError:
         # A very deep expression (a thousand chained `+`) exhausts libcst's recursive visitors.
         message = "Statement too deeply nested for gap-ls to analyse; nothing in it is checked"
-        return [_syntax_finding(message, unit.start, 0, settings)]
+        return [_syntax_finding(message, unit.start, 0, settings)], set()
 
 
 def _run_rules(
     unit: Unit, summary: ModuleSummary, settings: Settings, rules: Sequence[type[Rule]], source: UnitSource
-) -> list[Finding]:
+) -> tuple[list[Finding], set[str]]:
     module = cst.parse_module(unit.parse_text())
     statements = module.body[0].body.body if unit.is_member else module.body
-    context = UnitContext(unit, summary, settings, module, source.text, source.path, source.resolver)
+    context = UnitContext(unit, summary, settings, module, source.text, source.path, source.resolver, source.line_offset)
     instances = [rule(context) for rule in rules]
+    dispatcher = _Dispatcher(instances, context)
     for statement in statements:
-        cst.visit_batched(statement, instances, before_visit=context.enter, after_leave=context.leave)
+        statement.visit(dispatcher)
     for instance in instances:
         instance.finish()
     reports = [report for instance in instances for report in instance.reports]
     if not reports:
-        return []
+        return [], context.dependencies
     positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
     by_code = {rule.code: rule for rule in rules}
     offset = unit.line_offset()
-    return [_to_finding(report, by_code[report.code], positions, offset, context, settings) for report in reports]
+    findings = [_to_finding(report, by_code[report.code], positions, offset, context, settings) for report in reports]
+    return findings, context.dependencies
 
 
-def _finish(
-    parsed: ParsedModule,
-    summary: ModuleSummary,
+_HOOKS: dict[type, tuple[dict[str, str], dict[str, str]]] = {}
+
+
+def _hooks(rule: type[Rule]) -> tuple[dict[str, str], dict[str, str]]:
+    """Node type name -> method name, for the visit_ and leave_ methods a rule class defines
+    (computed once per class: libcst's visit_batched re-inspects every visitor per call)."""
+    if rule not in _HOOKS:
+        names = [n for n in dir(rule) if n.startswith(("visit_", "leave_")) and callable(getattr(rule, n))]
+        own = [n for n in names if getattr(rule, n) is not getattr(cst.BatchableCSTVisitor, n, None)]
+        visits = {n.removeprefix("visit_"): n for n in own if n.startswith("visit_")}
+        leaves = {n.removeprefix("leave_"): n for n in own if n.startswith("leave_")}
+        _HOOKS[rule] = (visits, leaves)
+    return _HOOKS[rule]
+
+
+class _Dispatcher(cst.CSTVisitor):
+    """One traversal for all rules of a unit (what libcst's visit_batched does, without
+    re-inspecting every visitor's methods on every call)."""
+
+    def __init__(self, rules: Sequence[Rule], context: UnitContext) -> None:
+        super().__init__()
+        self._context = context
+        self._visit: dict[str, list] = {}
+        self._leave: dict[str, list] = {}
+        for rule in rules:
+            visits, leaves = _hooks(type(rule))
+            for node_type, method in visits.items():
+                self._visit.setdefault(node_type, []).append(getattr(rule, method))
+            for node_type, method in leaves.items():
+                self._leave.setdefault(node_type, []).append(getattr(rule, method))
+
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        self._context.enter(node)
+        for method in self._visit.get(type(node).__name__, ()):
+            method(node)
+        return True
+
+    def on_leave(self, original_node: cst.CSTNode) -> None:
+        for method in self._leave.get(type(original_node).__name__, ()):
+            method(original_node)
+        self._context.leave(original_node)
+
+
+def finish_analysis(
     raw: list[Finding],
+    suppressions: Sequence[Suppression],
     rules: Sequence[type[Rule]],
     settings: Settings,
-    parsed_units: int,
+    summary: ModuleSummary,
+    units: tuple[Unit, ...],
+    units_parsed: int,
 ) -> Analysis:
-    suppressions = find_suppressions(parsed.text, parsed.lines)
+    """Apply suppressions, report unused ones (GAP001), sort."""
     enabled = frozenset(rule.code for rule in rules)
     result = apply_suppressions(_dedupe(raw), suppressions, enabled, registry.known_codes())
     findings = list(result.findings)
@@ -167,10 +204,10 @@ def _finish(
     return Analysis(
         findings=tuple(findings),
         suppressed=tuple(sorted(result.suppressed, key=Finding.sort_key)),
-        units_total=len(parsed.units),
-        units_parsed=parsed_units,
-        parsed=parsed,
+        units_total=len(units),
+        units_parsed=units_parsed,
         summary=summary,
+        units=units,
     )
 
 
@@ -291,7 +328,7 @@ def _syntax_finding(message: str, line: int, column: int, settings: Settings) ->
     )
 
 
-def _syntax_findings(
+def syntax_findings(
     exc: SourceSyntaxError, rules: Sequence[type[Rule]], settings: Settings, rest_checked: bool = False
 ) -> tuple[Finding, ...]:
     if not any(rule.code == registry.SYNTAX_ERROR for rule in rules):

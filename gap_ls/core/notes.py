@@ -18,7 +18,7 @@ from libcst.metadata import MetadataWrapper, PositionProvider
 
 from gap_ls.core.model import Position, Span
 from gap_ls.core.nodes import call_name, dotted_name, keyword, string_value
-from gap_ls.core.source import ParsedModule
+from gap_ls.core.source import Unit
 from gap_ls.core.summary import LOCK_CONSTRUCTORS, ModuleSummary
 
 RETRY_DECORATORS = frozenset(
@@ -48,8 +48,8 @@ class Note:
     span: Span
 
 
-def construct_note(parsed: ParsedModule, summary: ModuleSummary, position: Position) -> Note | None:
-    unit = next((u for u in parsed.units if u.start <= position.line <= u.end), None)
+def construct_note(unit: Unit | None, summary: ModuleSummary, position: Position) -> Note | None:
+    """The note for the innermost lock, retry decorator or key at ``position`` in ``unit``."""
     if unit is None:
         return None
     module = cst.parse_module(unit.parse_text())

@@ -95,6 +95,7 @@ class UnitContext:
         source: str = "",
         path: Path | None = None,
         resolver: Resolver | None = None,
+        line_offset: int = 0,
     ) -> None:
         self.unit = unit
         self.summary = summary
@@ -103,10 +104,14 @@ class UnitContext:
         self.source = source
         self.path = path
         self.resolver = resolver
+        self.line_offset = line_offset  # where the unit really starts when analysed at line 0
         self._parents: dict[int, cst.CSTNode] = {}
         self._stack: list[cst.CSTNode] = []
         self._positions: Mapping[cst.CSTNode, CodeRange] | None = None
         self.cache: dict[tuple[str, int], Any] = {}
+        # Qualified names of functions looked up in the summary (found or not): when one of
+        # them changes elsewhere in the file, this unit's findings must be recomputed.
+        self.dependencies: set[str] = set()
 
     # -- traversal hooks (called by the engine around every node) --------------
     def enter(self, node: cst.CSTNode) -> None:
@@ -162,7 +167,14 @@ class UnitContext:
         return None
 
     def function_info(self, function: cst.FunctionDef) -> FunctionInfo | None:
-        return self.summary.function(self.qualname(function))
+        qualname = self.qualname(function)
+        self.dependencies.add(qualname)
+        return self.summary.function(qualname)
+
+    def resolve_function(self, name: str, scope: str | None, class_name: str | None) -> FunctionInfo | None:
+        """The summary's function for a name used inside ``scope`` (recorded as a dependency)."""
+        self.dependencies.update(self.summary.candidates(name, scope, class_name))
+        return self.summary.resolve_function(name, scope, class_name)
 
     def is_async(self, node: cst.CSTNode) -> bool:
         function = node if isinstance(node, cst.FunctionDef) else self.enclosing_function(node)
@@ -178,7 +190,8 @@ class UnitContext:
         code_range = self._positions.get(node)
         if code_range is None:
             return None
-        return Position(code_range.start.line - 1 + self.unit.line_offset(), code_range.start.column)
+        line = code_range.start.line - 1 + self.unit.line_offset() + self.line_offset
+        return Position(line, code_range.start.column)
 
     def resolve_external(self, node: cst.CSTNode) -> ExternalFunction | None:
         """The function a name defined in another module refers to (jedi), if a resolver is set."""
@@ -210,7 +223,7 @@ class UnitContext:
         if (owner.split(".")[-1], method) in NO_RETURN_METHODS:
             return True
         scope = self.enclosing_function(call)
-        info = self.summary.resolve_function(
+        info = self.resolve_function(
             qualified,
             self.qualname(scope) if scope is not None else None,
             self.class_name(scope) if scope is not None else None,

@@ -116,43 +116,15 @@ def parse_module(text: str) -> ParsedModule:
     return ParsedModule(text=text, lines=lines, tree=tree, units=units)
 
 
-@dataclass(frozen=True)
-class Recovered:
-    """A module parsed after blanking the top-level statements that do not parse."""
-
-    parsed: ParsedModule
-    errors: tuple[SourceSyntaxError, ...]
-
-
-_STATEMENT_START = re.compile(r"[A-Za-z_@]")
-MAX_RECOVERIES = 8
+# A block ends where the next line starts at column 0 with code (not a comment): every
+# top-level statement starts so, and segment boundaries are among these lines, so blanking
+# a broken block never crosses into the next segment.
+_BLOCK_START = re.compile(r"[^\s#]")
+_DETECTED_AT = re.compile(r" \(detected at line \d+\)")
+_ON_LINE = re.compile(r"(\bline )(\d+)")
 
 
-def parse_module_recovering(text: str) -> Recovered:
-    """Like parse_module, but a broken top-level statement (half-typed code) is blanked out —
-    its lines kept empty so every other line keeps its number — and the rest is parsed.
-
-    Raises SourceSyntaxError only when recovery fails (the first error).
-    """
-    errors: list[SourceSyntaxError] = []
-    lines = split_lines(text)
-    current = text
-    for _ in range(MAX_RECOVERIES):
-        try:
-            parsed = parse_module(current)
-        except SourceSyntaxError as exc:
-            errors.append(exc)
-            blanked = _blank_statement_at(lines, exc.line)
-            if blanked is None:
-                raise errors[0] from None
-            lines = blanked
-            current = "".join(lines)
-            continue
-        return Recovered(parsed, tuple(errors))
-    raise errors[0]
-
-
-def _blank_statement_at(lines: list[str], line: int) -> list[str] | None:
+def blank_statement_at(lines: list[str], line: int) -> list[str] | None:
     """Blank the top-level block around ``line``: from the nearest statement start at column 0
     above it to the next one below it."""
     if not lines:
@@ -161,6 +133,8 @@ def _blank_statement_at(lines: list[str], line: int) -> list[str] | None:
     start = line
     while start > 0 and not _starts_top_level(lines[start]):
         start -= 1
+    while start > 0 and lines[start - 1].startswith("@"):
+        start -= 1  # a stray decorator: the error shows on the line after it
     end = line + 1
     while end < len(lines) and not _starts_top_level(lines[end]):
         end += 1
@@ -171,25 +145,42 @@ def _blank_statement_at(lines: list[str], line: int) -> list[str] | None:
 
 
 def _starts_top_level(line: str) -> bool:
-    return bool(_STATEMENT_START.match(line))
+    return bool(_BLOCK_START.match(line))
 
 
 def _line_ending(line: str) -> str:
     return line[len(line.rstrip("\r\n")) :]
 
 
-def _parse_ast(text: str) -> ast.Module:
+PARSE_ERRORS = (SyntaxError, ValueError, RecursionError, MemoryError)
+
+
+def syntax_error_of(exc: BaseException, line_shift: int = 0, text_shift: int | None = None) -> SourceSyntaxError:
+    """A parse failure of ``ast.parse`` as a SourceSyntaxError (0-based line + ``line_shift``).
+
+    ``text_shift`` corrects line numbers quoted in the message ("... on line 5") when the
+    parsed text was a slice of the file starting at that line (default: ``line_shift``).
+    """
     version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    if isinstance(exc, SyntaxError):
+        line = max((exc.lineno or 1) - 1, 0) + line_shift
+        column = max((exc.offset or 1) - 1, 0)
+        # "(detected at line N)" depends on how much text followed; the error is where it starts.
+        message = _DETECTED_AT.sub("", str(exc.msg))
+        shift = line_shift if text_shift is None else text_shift
+        if shift:
+            message = _ON_LINE.sub(lambda m: f"{m.group(1)}{int(m.group(2)) + shift}", message)
+        return SourceSyntaxError(f"{message} (Python {version} grammar)", line, column)
+    if isinstance(exc, ValueError):  # null bytes: ValueError on 3.11, SyntaxError later
+        return SourceSyntaxError(f"{exc} (Python {version})", line_shift, 0)
+    return SourceSyntaxError("too deeply nested to analyse", line_shift, 0)
+
+
+def _parse_ast(text: str) -> ast.Module:
     try:
         return ast.parse(text)
-    except SyntaxError as exc:
-        line = max((exc.lineno or 1) - 1, 0)
-        column = max((exc.offset or 1) - 1, 0)
-        raise SourceSyntaxError(f"{exc.msg} (Python {version} grammar)", line, column) from None
-    except ValueError as exc:  # null bytes: ValueError on 3.11, SyntaxError later
-        raise SourceSyntaxError(f"{exc} (Python {version})", 0, 0) from None
-    except (RecursionError, MemoryError):
-        raise SourceSyntaxError("too deeply nested to analyse", 0, 0) from None
+    except PARSE_ERRORS as exc:
+        raise syntax_error_of(exc) from None
 
 
 def first_line(node: ast.stmt) -> int:
@@ -198,7 +189,7 @@ def first_line(node: ast.stmt) -> int:
     return min([node.lineno, *(d.lineno for d in decorators)])
 
 
-def _groups(body: list[ast.stmt]) -> list[list[ast.stmt]]:
+def groups(body: list[ast.stmt]) -> list[list[ast.stmt]]:
     """Statements that share a line (``a = 1; b = 2``) must stay in one unit."""
     groups: list[list[ast.stmt]] = []
     last_end = -1
@@ -211,19 +202,19 @@ def _groups(body: list[ast.stmt]) -> list[list[ast.stmt]]:
     return groups
 
 
-def _header_end(cls: ast.ClassDef) -> int:
+def header_end(cls: ast.ClassDef) -> int:
     parts = [*cls.bases, *(k.value for k in cls.keywords)]
     return max([cls.lineno, *((p.end_lineno or p.lineno) for p in parts)])
 
 
-def _splittable(cls: ast.ClassDef) -> bool:
-    return bool(cls.body) and first_line(cls.body[0]) > _header_end(cls)
+def splittable(cls: ast.ClassDef) -> bool:
+    return bool(cls.body) and first_line(cls.body[0]) > header_end(cls)
 
 
 def _units_of(body: list[ast.stmt], lines: list[str], class_path: tuple[str, ...]):
-    for group in _groups(body):
+    for group in groups(body):
         head = group[0]
-        if len(group) == 1 and isinstance(head, ast.ClassDef) and _splittable(head):
+        if len(group) == 1 and isinstance(head, ast.ClassDef) and splittable(head):
             yield from _units_of(head.body, lines, (*class_path, head.name))
             continue
         start = first_line(head) - 1

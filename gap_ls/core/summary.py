@@ -1,12 +1,15 @@
 """The module summary: facts about a whole file that rules read while analysing one unit.
 
-Built once per file from the standard library's ``ast`` (fast), it records
-imports and aliases, module globals, loggers, locks and executors, classes
-with their lock attributes, every function with its decorators and a few
-properties (async, never returns, handles its own errors), and names that are
-observed as tasks or futures somewhere in the module. A rule analysing one
-function asks the summary instead of looking at the rest of the file; that is
-what lets analysis become incremental per unit.
+Facts are collected per unit (``unit_facts``) and per split class header
+(``header_facts``) with the standard library's ``ast``, as raw dotted names
+that do not depend on the rest of the file; ``merge`` resolves them through
+the module's imports into a ModuleSummary: imports and aliases, module
+globals, loggers, locks and executors, classes with their lock attributes,
+every function with its decorators and a few properties (async, never
+returns, handles its own errors), names observed as tasks or futures, and
+thread/executor entry points. A rule analysing one function asks the summary
+instead of reading the rest of the file; an edit to one unit only recomputes
+that unit's facts and the (cheap) merge.
 
 Nothing here knows about libcst or LSP.
 """
@@ -15,7 +18,7 @@ from __future__ import annotations
 
 import ast
 import builtins
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 LOCK_CONSTRUCTORS = frozenset(
@@ -35,7 +38,6 @@ LOCK_CONSTRUCTORS = frozenset(
         "trio.Lock",
     }
 )
-
 EXECUTOR_CONSTRUCTORS = frozenset(
     {
         "concurrent.futures.ThreadPoolExecutor",
@@ -46,7 +48,6 @@ EXECUTOR_CONSTRUCTORS = frozenset(
         "multiprocessing.Pool",
     }
 )
-
 LOGGER_FACTORIES = frozenset(
     {
         "logging.getLogger",
@@ -58,42 +59,81 @@ LOGGER_FACTORIES = frozenset(
         "celery.utils.log.get_task_logger",
     }
 )
-
 # Objects that are loggers when imported by name.
 LOGGER_OBJECTS = frozenset({"loguru.logger", "logging.root"})
-
-NO_RETURN_ANNOTATIONS = frozenset({"NoReturn", "Never", "typing.NoReturn", "typing.Never"})
-
+THREAD_CONSTRUCTORS = frozenset({"threading.Thread", "threading.Timer"})
 BROAD_EXCEPTIONS = frozenset({"Exception", "BaseException", "builtins.Exception", "builtins.BaseException"})
-
 # Methods that consume a task's or future's outcome (its result or exception).
 OBSERVING_CALLS = frozenset(
     {"gather", "wait", "as_completed", "wait_for", "shield", "result", "exception", "run_until_complete"}
 )
+_BUILTIN_NAMES = frozenset(dir(builtins))
 
 
 @dataclass(frozen=True)
 class FunctionInfo:
     qualname: str
     name: str
-    line: int  # 0-based line of the `def`
+    line: int  # 0-based line of the `def` in the text the facts were read from (a unit, or a whole file)
     is_async: bool
     class_name: str | None
-    decorators: tuple[str, ...]
+    decorators: tuple[str, ...]  # as written (dotted); qualify with ModuleSummary.qualify
     params: tuple[str, ...]
     never_returns: bool
     handles_errors: bool
     reads_outcome: bool  # calls `.result()` or `.exception()` (a done-callback that observes)
 
+    def key(self) -> tuple:
+        """Everything a rule may read, without the position (which moves with every edit above)."""
+        return (self.qualname, self.is_async, self.class_name, self.decorators, self.params,
+                self.never_returns, self.handles_errors, self.reads_outcome)
+
 
 @dataclass(frozen=True)
 class ClassInfo:
     qualname: str
-    line: int
     bases: tuple[str, ...]
     decorators: tuple[str, ...]
     lock_attributes: frozenset[str]
     methods: frozenset[str]
+
+
+@dataclass(frozen=True)
+class Binding:
+    """A module-level assignment: the names bound and, raw, what produced them."""
+
+    names: tuple[str, ...]
+    call: str | None  # dotted name of the called function, `logging.getLogger` in `log = logging.getLogger()`
+    value: str | None  # dotted name of a plain value, `logger` in `log = logger`
+
+
+@dataclass(frozen=True)
+class ClassFacts:
+    """A class as far as one unit sees it (the whole class, or a split class's header)."""
+
+    qualname: str
+    bases: tuple[str, ...]
+    decorators: tuple[str, ...]
+    attribute_calls: tuple[tuple[str, str], ...] = ()  # (attribute, raw call) assignments, for locks
+    methods: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class UnitFacts:
+    module_imports: tuple[tuple[str, str], ...] = ()
+    nested_imports: tuple[tuple[str, str], ...] = ()
+    defined: frozenset[str] = frozenset()
+    bindings: tuple[Binding, ...] = ()
+    functions: tuple[FunctionInfo, ...] = ()
+    classes: tuple[ClassFacts, ...] = ()
+    # For a class member: its class, the methods it defines, attributes it assigns from calls.
+    member_of: str | None = None
+    member_methods: frozenset[str] = frozenset()
+    member_attribute_calls: tuple[tuple[str, str], ...] = ()
+    attribute_calls: tuple[tuple[str, str], ...] = ()  # `self.logger = logging.getLogger(...)` anywhere
+    observed: frozenset[str] = frozenset()
+    thread_calls: tuple[tuple[str, str], ...] = ()  # (raw constructor, target)
+    executor_jobs: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -128,19 +168,38 @@ class ModuleSummary:
 
     def resolve_function(self, name: str, scope: str | None, class_name: str | None) -> FunctionInfo | None:
         """Find the function a bare name or ``self.name`` refers to from inside ``scope``."""
-        if name.startswith(("self.", "cls.")) and class_name:
-            return self.functions.get(f"{class_name}.{name.split('.', 1)[1]}")
-        if "." in name:
-            return self.functions.get(name)
-        while scope:
-            found = self.functions.get(f"{scope}.{name}")
+        for candidate in self.candidates(name, scope, class_name):
+            found = self.functions.get(candidate)
             if found is not None:
                 return found
+        return None
+
+    @staticmethod
+    def candidates(name: str, scope: str | None, class_name: str | None) -> list[str]:
+        """The qualified names ``name`` may mean from ``scope``, innermost first."""
+        if name.startswith(("self.", "cls.")):
+            return [f"{class_name}.{name.split('.', 1)[1]}"] if class_name else []
+        if "." in name:
+            return [name]
+        found = []
+        while scope:
+            found.append(f"{scope}.{name}")
             scope = scope.rpartition(".")[0]
-        return self.functions.get(name)
+        return [*found, name]
 
-
-_BUILTIN_NAMES = frozenset(dir(builtins))
+    def module_key(self) -> tuple:
+        """Every module-level fact, hashable: if it changes, every unit's analysis may change."""
+        return (
+            tuple(sorted(self.imports.items())),
+            frozenset(self.defined),
+            frozenset(self.globals),
+            frozenset(self.loggers),
+            tuple(sorted(self.locks.items())),
+            frozenset(self.executors),
+            tuple(sorted((q, c.bases, c.decorators, c.lock_attributes, c.methods) for q, c in self.classes.items())),
+            frozenset(self.observed),
+            frozenset(self.entry_points),
+        )
 
 
 def dotted(node: ast.AST) -> str | None:
@@ -155,32 +214,277 @@ def dotted(node: ast.AST) -> str | None:
     return None
 
 
-def summarize(tree: ast.Module) -> ModuleSummary:
+# -- merging ------------------------------------------------------------------------------------
+
+
+def merge(units: Iterable[UnitFacts], headers: Iterable[ClassFacts] = ()) -> ModuleSummary:
+    units = list(units)
     summary = ModuleSummary()
-    _collect_imports(tree, summary)
-    _collect_module_names(tree.body, summary)
-    for stmt in tree.body:
-        _collect_definitions(stmt, summary, scope=None, class_name=None)
-    _collect_usage(tree, summary)
+    for facts in units:
+        for alias, qualified in facts.module_imports:
+            summary.imports.setdefault(alias, qualified)
+    for facts in units:
+        for alias, qualified in facts.nested_imports:
+            summary.imports.setdefault(alias, qualified)
+        summary.defined |= facts.defined
+    headers = list(headers)
+    summary.defined |= {h.qualname for h in headers if "." not in h.qualname}
+    member_methods: dict[str, set[str]] = {}
+    member_attributes: dict[str, list[tuple[str, str]]] = {}
+    for facts in units:
+        _merge_bindings(facts.bindings, summary)
+        for info in facts.functions:
+            summary.functions[info.qualname] = info
+        for cls in facts.classes:
+            summary.classes[cls.qualname] = _class_info(cls, cls.attribute_calls, cls.methods, summary)
+        if facts.member_of is not None:
+            member_methods.setdefault(facts.member_of, set()).update(facts.member_methods)
+            member_attributes.setdefault(facts.member_of, []).extend(facts.member_attribute_calls)
+        for attribute, call in facts.attribute_calls:
+            if _is_logger_factory(summary.qualify(call)):
+                summary.loggers.add(attribute)
+        summary.observed |= facts.observed
+        summary.entry_points |= facts.executor_jobs
+        for constructor, target in facts.thread_calls:
+            if summary.qualify(constructor) in THREAD_CONSTRUCTORS:
+                summary.entry_points.add(target)
+    for header in headers:
+        attributes = member_attributes.get(header.qualname, [])
+        methods = frozenset(member_methods.get(header.qualname, set()))
+        summary.classes[header.qualname] = _class_info(header, tuple(attributes), methods, summary)
     return summary
 
 
-def _collect_imports(tree: ast.Module, summary: ModuleSummary) -> None:
-    """Module-level imports (also inside module-level try/if) win over imports in functions."""
-    nested: dict[str, str] = {}
+def _merge_bindings(bindings: Iterable[Binding], summary: ModuleSummary) -> None:
+    for binding in bindings:
+        summary.globals.update(binding.names)
+        called = summary.qualify(binding.call) if binding.call else None
+        if called is None:
+            if binding.value is not None and summary.qualify(binding.value) in LOGGER_OBJECTS:
+                summary.loggers.update(binding.names)
+            continue
+        if _is_logger_factory(called):
+            summary.loggers.update(binding.names)
+        elif called in LOCK_CONSTRUCTORS:
+            for name in binding.names:
+                summary.locks[name] = called
+        elif called in EXECUTOR_CONSTRUCTORS:
+            summary.executors.update(binding.names)
 
-    def visit(node: ast.AST, in_definition: bool) -> None:
-        for child in ast.iter_child_nodes(node):
-            if isinstance(child, (ast.Import, ast.ImportFrom)):
-                target = nested if in_definition else summary.imports
-                for alias, qualified in _aliases(child):
-                    target.setdefault(alias, qualified)
-            elif isinstance(child, (ast.stmt, ast.ExceptHandler, ast.match_case)):
-                visit(child, in_definition or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)))
 
-    visit(tree, False)
-    for alias, qualified in nested.items():
-        summary.imports.setdefault(alias, qualified)
+def _is_logger_factory(called: str) -> bool:
+    return called in LOGGER_FACTORIES or called.endswith((".getLogger", ".get_logger"))
+
+
+def _class_info(
+    cls: ClassFacts, attribute_calls: tuple[tuple[str, str], ...], methods: frozenset[str], summary: ModuleSummary
+) -> ClassInfo:
+    locks = frozenset(attribute for attribute, call in attribute_calls if summary.qualify(call) in LOCK_CONSTRUCTORS)
+    return ClassInfo(cls.qualname, cls.bases, cls.decorators, locks, methods)
+
+
+def summarize(tree: ast.Module) -> ModuleSummary:
+    """The summary of a whole module read at once (another file, in the jedi resolver)."""
+    return merge([unit_facts(tree.body, ())])
+
+
+# -- facts of one unit ----------------------------------------------------------------------------
+
+
+def header_facts(cls: ast.ClassDef, class_path: tuple[str, ...]) -> ClassFacts:
+    """The part of a split class no member unit sees: its name, bases and decorators."""
+    qualname = ".".join((*class_path, cls.name))
+    return ClassFacts(qualname, _raw_names(cls.bases), _decorators(cls))
+
+
+def unit_facts(statements: Sequence[ast.stmt], class_path: tuple[str, ...], line_shift: int = 0) -> UnitFacts:
+    """Facts of one unit: top-level statements (``class_path`` empty) or members of a class.
+
+    ``line_shift`` turns the statements' 1-based ast lines into 0-based file lines.
+    """
+    collector = _Collector(class_path, line_shift)
+    for statement in statements:
+        collector.statement(statement, scope=".".join(class_path) or None, class_name=".".join(class_path) or None,
+                            module_level=not class_path)
+    collector.usage(statements)
+    member_of = ".".join(class_path) or None
+    return UnitFacts(
+        module_imports=tuple(collector.module_imports),
+        nested_imports=tuple(collector.nested_imports),
+        defined=frozenset(collector.defined),
+        bindings=tuple(collector.bindings),
+        functions=tuple(collector.functions),
+        classes=tuple(collector.classes),
+        member_of=member_of,
+        member_methods=frozenset(collector.member_methods) if member_of else frozenset(),
+        member_attribute_calls=tuple(collector.member_attribute_calls) if member_of else (),
+        attribute_calls=tuple(collector.attribute_calls),
+        observed=frozenset(collector.observed),
+        thread_calls=tuple(collector.thread_calls),
+        executor_jobs=frozenset(collector.executor_jobs),
+    )
+
+
+class _Collector:
+    def __init__(self, class_path: tuple[str, ...], line_shift: int = 0) -> None:
+        self.class_path = class_path
+        self.line_shift = line_shift
+        self.module_imports: list[tuple[str, str]] = []
+        self.nested_imports: list[tuple[str, str]] = []
+        self.defined: set[str] = set()
+        self.bindings: list[Binding] = []
+        self.functions: list[FunctionInfo] = []
+        self.classes: list[ClassFacts] = []
+        self.member_methods: set[str] = set()
+        self.member_attribute_calls: list[tuple[str, str]] = []
+        self.attribute_calls: list[tuple[str, str]] = []
+        self.observed: set[str] = set()
+        self.thread_calls: list[tuple[str, str]] = []
+        self.executor_jobs: set[str] = set()
+
+    # -- definitions and bindings -----------------------------------------------------------------
+    def statement(self, node: ast.stmt, scope: str | None, class_name: str | None, module_level: bool) -> None:
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            target = self.module_imports if module_level else self.nested_imports
+            target.extend(_aliases(node))
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            self._function(node, scope, class_name, module_level)
+        elif isinstance(node, ast.ClassDef):
+            self._class(node, scope, module_level)
+        else:
+            if module_level:
+                self._module_binding(node)
+            elif class_name is not None and scope == class_name:
+                self._class_attribute(node)
+            for child in _child_statements(node):
+                self.statement(child, scope, class_name, module_level)
+
+    def _function(self, node: ast.FunctionDef | ast.AsyncFunctionDef, scope: str | None, class_name: str | None, module_level: bool) -> None:
+        qualname = f"{scope}.{node.name}" if scope else node.name
+        if module_level:
+            self.defined.add(node.name)
+        if class_name is not None and scope == class_name and scope == ".".join(self.class_path):
+            self.member_methods.add(node.name)
+        self.functions.append(
+            FunctionInfo(
+                qualname=qualname,
+                name=node.name,
+                line=node.lineno - 1 + self.line_shift,
+                is_async=isinstance(node, ast.AsyncFunctionDef),
+                class_name=class_name if scope == class_name else None,
+                decorators=_decorators(node),
+                params=tuple(a.arg for a in (*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs)),
+                never_returns=_never_returns(node),
+                handles_errors=_handles_own_errors(node.body),
+                reads_outcome=_reads_outcome(node),
+            )
+        )
+        for child in node.body:
+            self.statement(child, qualname, None, module_level=False)
+
+    def _class(self, node: ast.ClassDef, scope: str | None, module_level: bool) -> None:
+        qualname = f"{scope}.{node.name}" if scope else node.name
+        if module_level:
+            self.defined.add(node.name)
+        inner = _Collector((*qualname.split("."),), self.line_shift)
+        for child in node.body:
+            inner.statement(child, qualname, qualname, module_level=False)
+        inner.usage(node.body)  # `self._lock = threading.Lock()` in its methods
+        self.classes.append(
+            ClassFacts(
+                qualname,
+                _raw_names(node.bases),
+                _decorators(node),
+                attribute_calls=tuple(inner.member_attribute_calls),
+                methods=frozenset(inner.member_methods),
+            )
+        )
+        self.functions.extend(inner.functions)
+        self.classes.extend(inner.classes)
+        self.nested_imports.extend(inner.module_imports + inner.nested_imports)
+
+    def _module_binding(self, node: ast.stmt) -> None:
+        for targets, value in _assignments(node):
+            names = tuple(n for t in targets for n in _assigned_names(t))
+            if not names:
+                continue
+            self.defined.update(names)
+            call = dotted(value.func) if isinstance(value, ast.Call) else None
+            plain = dotted(value) if value is not None and not isinstance(value, ast.Call) else None
+            self.bindings.append(Binding(names, call, plain))
+
+    def _class_attribute(self, node: ast.stmt) -> None:
+        for targets, value in _assignments(node):
+            if isinstance(value, ast.Call) and (call := dotted(value.func)) is not None:
+                for name in (n for t in targets for n in _assigned_names(t)):
+                    self.member_attribute_calls.append((name, call))
+
+    # -- usage: what is observed, started, assigned on self -----------------------------------------
+    def usage(self, statements: Sequence[ast.stmt]) -> None:
+        for statement in statements:
+            for node in ast.walk(statement):
+                if isinstance(node, ast.Await):
+                    self._observe(node.value)
+                elif isinstance(node, ast.Call):
+                    self._call(node)
+                elif isinstance(node, (ast.For, ast.AsyncFor)) and _body_observes(node):
+                    self._observe(node.iter)
+                elif isinstance(node, (ast.Assign, ast.AnnAssign)) and isinstance(node.value, ast.Call):
+                    self._attribute_assignment(node)
+
+    def _attribute_assignment(self, node: ast.Assign | ast.AnnAssign) -> None:
+        call = dotted(node.value.func)
+        if call is None:
+            return
+        for target in node.targets if isinstance(node, ast.Assign) else [node.target]:
+            if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name):
+                self.attribute_calls.append((target.attr, call))
+                if target.value.id in {"self", "cls"} and self.class_path:
+                    self.member_attribute_calls.append((target.attr, call))
+
+    def _call(self, call: ast.Call) -> None:
+        func = call.func
+        method = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else None
+        if method in OBSERVING_CALLS:
+            if method in {"result", "exception"} and isinstance(func, ast.Attribute):
+                self._observe(func.value)
+            for arg in call.args:
+                self._observe(arg.value if isinstance(arg, ast.Starred) else arg)
+        name = dotted(func)
+        if name is not None:
+            for keyword in call.keywords:
+                if keyword.arg in {"target", "function"} and (target := dotted(keyword.value)):
+                    self.thread_calls.append((name, target))
+            if len(call.args) > 1 and name.endswith("Timer") and (target := dotted(call.args[1])):
+                self.thread_calls.append((name, target))
+        if method in {"submit", "map"} and call.args and (target := dotted(call.args[0])):
+            self.executor_jobs.add(target)
+        elif method == "run_in_executor" and len(call.args) > 1 and (target := dotted(call.args[1])):
+            self.executor_jobs.add(target)
+
+    def _observe(self, node: ast.AST) -> None:
+        if isinstance(node, ast.Call):
+            return
+        name = dotted(node)
+        if name is None:
+            if isinstance(node, (ast.List, ast.Tuple, ast.Set)):
+                for elt in node.elts:
+                    self._observe(elt.value if isinstance(elt, ast.Starred) else elt)
+            elif isinstance(node, ast.Starred):
+                self._observe(node.value)
+            return
+        self.observed.add(name)
+        self.observed.add(name.rsplit(".", 1)[-1])
+
+
+def _child_statements(node: ast.stmt) -> Iterator[ast.stmt]:
+    """Statements nested in if/try/with/loops/match (not in definitions)."""
+    for child_field in ("body", "orelse", "finalbody", "handlers", "cases"):
+        for child in getattr(node, child_field, None) or ():
+            if isinstance(child, (ast.ExceptHandler, ast.match_case)):
+                yield from child.body
+            elif isinstance(child, ast.stmt):
+                yield child
 
 
 def _aliases(node: ast.Import | ast.ImportFrom) -> Iterator[tuple[str, str]]:
@@ -217,112 +521,20 @@ def _assignments(stmt: ast.stmt) -> Iterator[tuple[list[ast.AST], ast.AST | None
         yield [stmt.target], stmt.value
 
 
-def _call_name(value: ast.AST | None, summary: ModuleSummary) -> str | None:
-    if isinstance(value, ast.Call):
-        name = dotted(value.func)
-        if name is not None:
-            return summary.qualify(name)
-    return None
+def _raw_names(nodes: Iterable[ast.AST]) -> tuple[str, ...]:
+    return tuple(name for name in map(dotted, nodes) if name)
 
 
-def _collect_module_names(body: Iterable[ast.stmt], summary: ModuleSummary) -> None:
-    for stmt in body:
-        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            summary.defined.add(stmt.name)
-            continue
-        if isinstance(stmt, (ast.If, ast.Try)):
-            _collect_module_names([*stmt.body, *getattr(stmt, "orelse", [])], summary)
-            continue
-        for targets, value in _assignments(stmt):
-            names = [n for t in targets for n in _assigned_names(t)]
-            summary.defined.update(names)
-            summary.globals.update(names)
-            _classify_binding(names, value, summary)
+def _decorators(node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) -> tuple[str, ...]:
+    return _raw_names(d.func if isinstance(d, ast.Call) else d for d in node.decorator_list)
 
 
-def _classify_binding(names: list[str], value: ast.AST | None, summary: ModuleSummary) -> None:
-    called = _call_name(value, summary)
-    if called is None and value is not None:
-        referenced = dotted(value)
-        if referenced is not None and summary.qualify(referenced) in LOGGER_OBJECTS:
-            summary.loggers.update(names)
-        return
-    if called in LOGGER_FACTORIES or (called and called.endswith((".getLogger", ".get_logger"))):
-        summary.loggers.update(names)
-    elif called in LOCK_CONSTRUCTORS:
-        for name in names:
-            summary.locks[name] = called
-    elif called in EXECUTOR_CONSTRUCTORS:
-        summary.executors.update(names)
-
-
-def _collect_definitions(stmt: ast.stmt, summary: ModuleSummary, scope: str | None, class_name: str | None) -> None:
-    if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
-        qualname = f"{scope}.{stmt.name}" if scope else stmt.name
-        summary.functions[qualname] = FunctionInfo(
-            qualname=qualname,
-            name=stmt.name,
-            line=stmt.lineno - 1,
-            is_async=isinstance(stmt, ast.AsyncFunctionDef),
-            class_name=class_name,
-            decorators=tuple(_decorator_names(stmt, summary)),
-            params=tuple(a.arg for a in (*stmt.args.posonlyargs, *stmt.args.args, *stmt.args.kwonlyargs)),
-            never_returns=_never_returns(stmt, summary),
-            handles_errors=_handles_own_errors(stmt.body, summary),
-            reads_outcome=_reads_outcome(stmt),
-        )
-        for inner in _nested_statements(stmt.body):
-            _collect_definitions(inner, summary, qualname, None)
-    elif isinstance(stmt, ast.ClassDef):
-        qualname = f"{scope}.{stmt.name}" if scope else stmt.name
-        summary.classes[qualname] = ClassInfo(
-            qualname=qualname,
-            line=stmt.lineno - 1,
-            bases=tuple(summary.qualify(b) for b in map(dotted, stmt.bases) if b),
-            decorators=tuple(_decorator_names(stmt, summary)),
-            lock_attributes=frozenset(_lock_attributes(stmt, summary)),
-            methods=frozenset(
-                s.name for s in stmt.body if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef))
-            ),
-        )
-        for inner in stmt.body:
-            _collect_definitions(inner, summary, qualname, qualname)
-    else:
-        for inner in _nested_statements([stmt]):
-            if inner is not stmt:
-                _collect_definitions(inner, summary, scope, class_name)
-
-
-def _nested_statements(body: Iterable[ast.stmt]) -> Iterator[ast.stmt]:
-    """Definitions reachable without entering another def/class (inside if/try/with/loops)."""
-    for stmt in body:
-        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            yield stmt
-            continue
-        for child_field in ("body", "orelse", "finalbody", "handlers", "cases"):
-            children = getattr(stmt, child_field, None)
-            if not children:
-                continue
-            for child in children:
-                if isinstance(child, (ast.ExceptHandler, ast.match_case)):
-                    yield from _nested_statements(child.body)
-                elif isinstance(child, ast.stmt):
-                    yield from _nested_statements([child])
-
-
-def _decorator_names(node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef, summary: ModuleSummary):
-    for decorator in node.decorator_list:
-        target = decorator.func if isinstance(decorator, ast.Call) else decorator
-        name = dotted(target)
-        if name is not None:
-            yield summary.qualify(name)
-
-
-def _never_returns(fn: ast.FunctionDef | ast.AsyncFunctionDef, summary: ModuleSummary) -> bool:
-    if fn.returns is not None:
-        annotation = dotted(fn.returns)
-        if annotation and (annotation in NO_RETURN_ANNOTATIONS or summary.qualify(annotation) in NO_RETURN_ANNOTATIONS):
-            return True
+def _never_returns(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+    annotation = dotted(fn.returns) if fn.returns is not None else None
+    if annotation and annotation.rsplit(".", 1)[-1] in {"NoReturn", "Never"}:
+        return True
+    if isinstance(fn.returns, ast.Constant) and fn.returns.value in {"NoReturn", "Never"}:
+        return True
     body = [s for s in fn.body if not _is_docstring(s)]
     return len(body) == 1 and isinstance(body[0], ast.Raise)
 
@@ -331,22 +543,21 @@ def _is_docstring(stmt: ast.stmt) -> bool:
     return isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant) and isinstance(stmt.value.value, str)
 
 
-def _is_broad_handler(handler: ast.ExceptHandler, summary: ModuleSummary) -> bool:
+def _is_broad_handler(handler: ast.ExceptHandler) -> bool:
     if handler.type is None:
         return True
     types = handler.type.elts if isinstance(handler.type, ast.Tuple) else [handler.type]
-    return any(summary.qualify(n) in BROAD_EXCEPTIONS for n in map(dotted, types) if n)
+    return any(name in BROAD_EXCEPTIONS for name in map(dotted, types) if name)
 
 
-def _handles_own_errors(body: list[ast.stmt], summary: ModuleSummary) -> bool:
+def _handles_own_errors(body: list[ast.stmt]) -> bool:
     """True when the body's work runs inside a broad try/except (a thread or task boundary)."""
     for stmt in body:
         if isinstance(stmt, (ast.Try, getattr(ast, "TryStar", ast.Try))):
-            if any(_is_broad_handler(h, summary) for h in stmt.handlers):
+            if any(_is_broad_handler(h) for h in stmt.handlers):
                 return True
-        if isinstance(stmt, (ast.While, ast.For, ast.AsyncFor, ast.With, ast.AsyncWith)):
-            if _handles_own_errors(stmt.body, summary):
-                return True
+        if isinstance(stmt, (ast.While, ast.For, ast.AsyncFor, ast.With, ast.AsyncWith)) and _handles_own_errors(stmt.body):
+            return True
     return False
 
 
@@ -357,81 +568,21 @@ def _reads_outcome(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
     )
 
 
-def _lock_attributes(cls: ast.ClassDef, summary: ModuleSummary) -> Iterator[str]:
-    for node in ast.walk(cls):
-        for targets, value in _assignments(node) if isinstance(node, ast.stmt) else ():
-            if _call_name(value, summary) not in LOCK_CONSTRUCTORS:
-                continue
-            for target in targets:
-                if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name):
-                    yield target.attr
-                yield from _assigned_names(target)
-
-
-def _collect_usage(tree: ast.Module, summary: ModuleSummary) -> None:
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Await):
-            _observe(node.value, summary)
-        elif isinstance(node, ast.Call):
-            _collect_call_usage(node, summary)
-        elif isinstance(node, (ast.For, ast.AsyncFor)) and _body_observes(node):
-            _observe(node.iter, summary)
-        elif isinstance(node, (ast.Assign, ast.AnnAssign)) and _call_name(node.value, summary) in LOGGER_FACTORIES:
-            for target in node.targets if isinstance(node, ast.Assign) else [node.target]:
-                if isinstance(target, ast.Attribute):
-                    summary.loggers.add(target.attr)
-
-
-def _collect_call_usage(call: ast.Call, summary: ModuleSummary) -> None:
-    func = call.func
-    method = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else None
-    if method in OBSERVING_CALLS:
-        if method in {"result", "exception"} and isinstance(func, ast.Attribute):
-            _observe(func.value, summary)
-        for arg in call.args:
-            _observe(arg.value if isinstance(arg, ast.Starred) else arg, summary)
-    name = dotted(func)
-    if name and summary.qualify(name) in {"threading.Thread", "threading.Timer"}:
-        for keyword in call.keywords:
-            if keyword.arg in {"target", "function"} and (target := dotted(keyword.value)):
-                summary.entry_points.add(target)
-        if summary.qualify(name) == "threading.Timer" and len(call.args) > 1 and (target := dotted(call.args[1])):
-            summary.entry_points.add(target)
-    elif method in {"submit", "map"} and call.args and (target := dotted(call.args[0])):
-        summary.entry_points.add(target)
-    elif method == "run_in_executor" and len(call.args) > 1 and (target := dotted(call.args[1])):
-        summary.entry_points.add(target)
-
-
 def _body_observes(loop: ast.For | ast.AsyncFor) -> bool:
     """`for t in tasks: await t` / `t.result()` consumes every element."""
     if not isinstance(loop.target, ast.Name):
         return False
     var = loop.target.id
-    for node in ast.walk(ast.Module(body=loop.body, type_ignores=[])):
-        if isinstance(node, ast.Await) and isinstance(node.value, ast.Name) and node.value.id == var:
-            return True
-        if (
-            isinstance(node, ast.Call)
-            and isinstance(node.func, ast.Attribute)
-            and node.func.attr in {"result", "exception"}
-            and isinstance(node.func.value, ast.Name)
-            and node.func.value.id == var
-        ):
-            return True
+    for statement in loop.body:
+        for node in ast.walk(statement):
+            if isinstance(node, ast.Await) and isinstance(node.value, ast.Name) and node.value.id == var:
+                return True
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr in {"result", "exception"}
+                and isinstance(node.func.value, ast.Name)
+                and node.func.value.id == var
+            ):
+                return True
     return False
-
-
-def _observe(node: ast.AST, summary: ModuleSummary) -> None:
-    if isinstance(node, ast.Call):
-        return
-    name = dotted(node)
-    if name is None:
-        if isinstance(node, (ast.List, ast.Tuple, ast.Set)):
-            for elt in node.elts:
-                _observe(elt.value if isinstance(elt, ast.Starred) else elt, summary)
-        elif isinstance(node, ast.Starred):
-            _observe(node.value, summary)
-        return
-    summary.observed.add(name)
-    summary.observed.add(name.rsplit(".", 1)[-1])

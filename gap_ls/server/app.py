@@ -25,7 +25,6 @@ from pygls.uris import to_fs_path
 
 from gap_ls import __version__
 from gap_ls.core import registry
-from gap_ls.core.engine import Analysis, analyze
 from gap_ls.core.model import Finding
 from gap_ls.core.notes import construct_note
 from gap_ls.core.resolve import JediResolver
@@ -33,7 +32,7 @@ from gap_ls.core.ruledocs import rule_doc
 from gap_ls.fixes import FixNotApplicable, actions_for, compute_edits
 from gap_ls.server import convert, hover
 from gap_ls.server.documents import Document, Encoding, server_position
-from gap_ls.server.scheduler import Result, Scheduler, Snapshot
+from gap_ls.server.scheduler import DocumentAnalyses, Result, Scheduler, Snapshot
 from gap_ls.server.session import ClientFeatures, Session, parse_editor_settings
 
 log = logging.getLogger(__name__)
@@ -66,8 +65,9 @@ class GapServer(LanguageServer):
         self.session = Session()
         self.documents: dict[str, Document] = {}
         self.analysis_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="gap-ls-analysis")
+        self.analyses = DocumentAnalyses()
         self.scheduler = Scheduler(
-            self.analysis_pool, self.snapshot, run_analysis, self.publish, self.analysis_failed, self.catch_up
+            self.analysis_pool, self.snapshot, self.analyses.run, self.publish, self.analysis_failed, self.catch_up
         )
         self._shown_warnings: set[str] = set()
         self._resolvers: dict[Path | None, JediResolver] = {}
@@ -107,10 +107,9 @@ class GapServer(LanguageServer):
     def diagnostics_of(self, result: Result) -> list[types.Diagnostic]:
         lines = list(result.snapshot.lines)
         client = self.session.client
-        return [
-            convert.to_diagnostic(f, result.snapshot.uri, lines, self.encoding, client, result.version)
-            for f in result.analysis.findings
-        ]
+        # While a statement does not parse, its last findings stay (stale) rather than vanish.
+        findings = (*result.analysis.findings, *result.analysis.stale)
+        return [convert.to_diagnostic(f, result.snapshot.uri, lines, self.encoding, client, result.version) for f in findings]
 
     def analysis_failed(self, uri: str, error: BaseException) -> None:
         log.error("analysis of %s failed", uri, exc_info=error)
@@ -169,11 +168,6 @@ class GapServer(LanguageServer):
 
     def latest(self, uri: str) -> Result | None:
         return self.scheduler.results.get(uri)
-
-
-def run_analysis(snapshot: Snapshot) -> Analysis:
-    """Runs in a worker thread: only the snapshot is touched."""
-    return analyze(snapshot.text, snapshot.settings, snapshot.path, snapshot.resolver)
 
 
 server = GapServer()
@@ -244,6 +238,7 @@ def did_change_watched_files(ls: GapServer, params: types.DidChangeWatchedFilesP
 def did_open(ls: GapServer, params: types.DidOpenTextDocumentParams) -> None:
     item = params.text_document
     ls.documents[item.uri] = Document.open(item.uri, item.version, item.text, _path(item.uri), item.language_id)
+    ls.analyses.opened(item.uri)
     ls.scheduler.schedule(item.uri, 0)
 
 
@@ -275,6 +270,7 @@ def did_close(ls: GapServer, params: types.DidCloseTextDocumentParams) -> None:
     uri = params.text_document.uri
     ls.documents.pop(uri, None)
     ls.scheduler.forget(uri)
+    ls.analyses.closed(uri)
     if not ls.session.client.pull_diagnostics:
         ls.text_document_publish_diagnostics(types.PublishDiagnosticsParams(uri=uri, diagnostics=[]))
 
@@ -407,9 +403,9 @@ def _construct_or_code_hover(result: Result, position, markdown: bool) -> str | 
         column = line.find(code)
         if column != -1 and "gap: ignore" in line and column <= position.column <= column + len(code):
             return hover.rule_hover(DOCS[code], markdown)
-    if analysis.parsed is None or analysis.summary is None:
+    if analysis.summary is None:
         return None
-    note = construct_note(analysis.parsed, analysis.summary, position)
+    note = construct_note(analysis.unit_at(position.line), analysis.summary, position)
     return hover.note_hover(note, markdown) if note is not None else None
 
 

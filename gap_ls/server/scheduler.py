@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
 
+from gap_ls.core.document import AnalysisDocument
 from gap_ls.core.engine import Analysis
 from gap_ls.core.resolve import Resolver
 from gap_ls.core.settings import Settings
@@ -48,6 +50,42 @@ class Result:
     @property
     def version(self) -> int:
         return self.snapshot.version
+
+
+class DocumentAnalyses:
+    """One incremental AnalysisDocument per open document, so an edit costs what the edited
+    unit costs. Called from worker threads: the scheduler runs at most one job per document at
+    a time, and the lock guards the table itself."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._documents: dict[str, AnalysisDocument] = {}
+        self._open: set[str] = set()
+
+    def opened(self, uri: str) -> None:
+        with self._lock:
+            self._open.add(uri)
+
+    def closed(self, uri: str) -> None:
+        with self._lock:
+            self._open.discard(uri)
+            self._documents.pop(uri, None)
+
+    def run(self, snapshot: Snapshot) -> Analysis:
+        with self._lock:
+            document = self._documents.get(snapshot.uri)
+        if document is None or document.settings != snapshot.settings or document.resolver is not snapshot.resolver:
+            document = AnalysisDocument(snapshot.settings, snapshot.path, snapshot.resolver)
+        analysis = document.update(snapshot.lines)
+        if analysis.stale:
+            log.info(
+                "%s v%d does not parse; keeping %d stale finding(s) from before until it does",
+                snapshot.uri, snapshot.version, len(analysis.stale),
+            )
+        with self._lock:
+            if snapshot.uri in self._open:
+                self._documents[snapshot.uri] = document
+        return analysis
 
 
 class Scheduler:

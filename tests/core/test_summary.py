@@ -65,7 +65,7 @@ def test_summary():
     assert summary.executors == {"pool"}
     assert {"log", "pool", "_lock", "counter"} <= summary.globals
     assert summary.classes["Account"].lock_attributes == {"_balance_lock"}
-    assert summary.function("Account.refresh").decorators == ("tenacity.retry",)
+    assert [summary.qualify(d) for d in summary.function("Account.refresh").decorators] == ["tenacity.retry"]
     assert summary.function("Account.refresh").is_async
     assert summary.function("Account.refresh.inner") is not None
     assert summary.function("fail").never_returns

@@ -969,7 +969,8 @@ def is_error_boundary(function: cst.FunctionDef | None, context: UnitContext) ->
     for entry in context.settings.error_boundaries:
         if qualname == entry or entry.endswith("." + qualname) or qualname.endswith("." + entry):
             return True
-        if any(d == entry or d.endswith("." + entry) for d in decorators):
+        qualified = [context.summary.qualify(d) for d in decorators]
+        if any(d == entry or d.endswith("." + entry) for d in qualified):
             return True
     return False
 

@@ -327,7 +327,7 @@ class UnobservedAsyncResult(Rule):
             for ancestor in self.context.ancestors(function):
                 if isinstance(ancestor, cst.FunctionDef):
                     class_name = self.context.class_name(ancestor)
-        return self.context.summary.resolve_function(name, scope, class_name)
+        return self.context.resolve_function(name, scope, class_name)
 
     def _work(self, candidate: Candidate) -> tuple[FunctionInfo | None, str | None]:
         """What runs, as far as can be known: its summary, and how it was found."""
