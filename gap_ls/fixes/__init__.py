@@ -16,7 +16,7 @@ from typing import Callable
 import libcst as cst
 
 from gap_ls.core.model import Finding, FixHint, TextEdit
-from gap_ls.fixes.edits import FixNotApplicable, ModuleAdditions, UnitTree, fix_unit
+from gap_ls.fixes.edits import FixContext, FixNotApplicable, ModuleAdditions, UnitTree, fix_unit
 from gap_ls.fixes.narrow import narrow
 from gap_ls.fixes.observe import observe
 from gap_ls.fixes.reraise import reraise
@@ -45,15 +45,18 @@ def actions_for(finding: Finding) -> list[FixAction]:
     return actions
 
 
-def compute_edits(text: str, finding: Finding, kind: str) -> list[TextEdit]:
-    """The edits for fix ``kind``; [] when already applied; FixNotApplicable when it cannot be built."""
+def compute_edits(text: str, finding: Finding, kind: str, context: FixContext | None = None) -> list[TextEdit]:
+    """The edits for fix ``kind``; [] when already applied; FixNotApplicable when it cannot be built.
+
+    ``context`` (the analysis's units and summary) spares parsing the whole file.
+    """
     if kind == SUPPRESS:
         return suppress(text, finding)
     hint = next((h for h in finding.fixes if h.kind == kind), None)
     if hint is None or kind not in _TRANSFORMS:
         raise FixNotApplicable(f"{finding.code} offers no fix {kind!r}")
     transform = _TRANSFORMS[kind]
-    return fix_unit(text, hint.target.start.line, lambda tree, additions: transform(tree, additions, hint))
+    return fix_unit(text, hint.target.start.line, lambda tree, additions: transform(tree, additions, hint), context)
 
 
 Transform = Callable[[UnitTree, ModuleAdditions, FixHint], cst.Module]
@@ -65,4 +68,4 @@ _TRANSFORMS: dict[str, Transform] = {
     "raise-after-retries": lambda tree, additions, hint: raise_after_retries(tree, additions, hint.target),
 }
 
-__all__ = ["FixAction", "FixNotApplicable", "actions_for", "compute_edits", "SUPPRESS"]
+__all__ = ["FixAction", "FixContext", "FixNotApplicable", "actions_for", "compute_edits", "SUPPRESS"]

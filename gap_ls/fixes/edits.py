@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import ast
 import difflib
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Mapping
 
 import libcst as cst
 from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
 
 from gap_ls.core.model import Position, Span, TextEdit
-from gap_ls.core.source import MEMBER_HEADER, ParsedModule, SourceSyntaxError, Unit, parse_module, split_lines
+from gap_ls.core.source import MEMBER_HEADER, SourceSyntaxError, Unit, parse_module, split_lines
 from gap_ls.core.summary import ModuleSummary, summarize
 
 
@@ -30,11 +30,12 @@ class FixNotApplicable(ValueError):
 class UnitTree:
     """One unit of a file, parsed with libcst, with positions in file coordinates."""
 
-    parsed: ParsedModule
+    lines: list[str]
     summary: ModuleSummary
     unit: Unit
     module: cst.Module
     positions: Mapping[cst.CSTNode, CodeRange]
+    insertion_line: Callable[[], int]  # where module-level imports and helpers go
 
     def span_of(self, node: cst.CSTNode) -> Span:
         code_range = self.positions[node]
@@ -72,17 +73,30 @@ class UnitTree:
         return self.summary.qualify(dotted)
 
 
-def load_unit(text: str, line: int) -> UnitTree:
-    try:
-        parsed = parse_module(text)
-    except SourceSyntaxError as exc:
-        raise FixNotApplicable(f"the file does not parse: {exc.message}") from None
-    for unit in parsed.units:
-        if unit.start <= line <= unit.end:
-            module = cst.parse_module(unit.parse_text())
-            positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
-            return UnitTree(parsed, summarize(parsed.tree), unit, module, positions)
-    raise FixNotApplicable(f"line {line + 1} is not inside a statement")
+@dataclass(frozen=True)
+class FixContext:
+    """What an analysis already knows about the file: its units and summary. With it a fix
+    parses only its unit (the editor's case); without it the file is parsed with ``ast``."""
+
+    units: tuple[Unit, ...]
+    summary: ModuleSummary
+
+
+def load_unit(text: str, line: int, context: FixContext | None = None) -> UnitTree:
+    lines = split_lines(text)
+    if context is None:
+        try:
+            parsed = parse_module(text)
+        except SourceSyntaxError as exc:
+            raise FixNotApplicable(f"the file does not parse: {exc.message}") from None
+        context = FixContext(parsed.units, summarize(parsed.tree))
+    unit = next((u for u in context.units if u.start <= line <= u.end), None)
+    if unit is None:
+        raise FixNotApplicable(f"line {line + 1} is not inside a statement")
+    module = cst.parse_module(unit.parse_text())
+    positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
+    units = context.units
+    return UnitTree(lines, context.summary, unit, module, positions, lambda: _insertion_line(units))
 
 
 @dataclass
@@ -112,9 +126,9 @@ def module_alias(summary: ModuleSummary, module: str) -> str | None:
 Transform = Callable[[UnitTree, ModuleAdditions], cst.Module]
 
 
-def fix_unit(text: str, line: int, transform: Transform) -> list[TextEdit]:
+def fix_unit(text: str, line: int, transform: Transform, context: FixContext | None = None) -> list[TextEdit]:
     """Apply ``transform`` to the unit containing ``line``; the edits, [] if nothing changes."""
-    tree = load_unit(text, line)
+    tree = load_unit(text, line, context)
     additions = ModuleAdditions()
     new_module = transform(tree, additions)
     if new_module.deep_equals(tree.module) and not additions.imports and not additions.helpers:
@@ -122,7 +136,7 @@ def fix_unit(text: str, line: int, transform: Transform) -> list[TextEdit]:
     new_unit = new_module.code
     if tree.unit.is_member:
         new_unit = new_unit.removeprefix(MEMBER_HEADER)
-    lines = tree.parsed.lines
+    lines = tree.lines
     before = "".join(lines[: tree.unit.start])
     after = "".join(lines[tree.unit.end + 1 :])
     if not tree.unit.text.endswith(("\n", "\r")):
@@ -131,8 +145,23 @@ def fix_unit(text: str, line: int, transform: Transform) -> list[TextEdit]:
     new_text = _add_module_level(new_text, tree, additions)
     if new_text == text:
         return []
-    check_compiles(new_text)
+    if len(lines) <= WHOLE_FILE_CHECK_LINES:
+        check_compiles(new_text)
+    else:
+        # Big files: the rest of the file is unchanged, so the new unit (and what was added at
+        # module level) compiling is what can go wrong.
+        check_compiles((MEMBER_HEADER if tree.unit.is_member else "") + new_unit)
+        check_compiles(_added_block(additions, tree))
     return line_edits(text, new_text)
+
+
+WHOLE_FILE_CHECK_LINES = 3000
+
+
+def _added_block(additions: ModuleAdditions, tree: UnitTree) -> str:
+    imports = [f"import {m}\n" for m in additions.imports]
+    helpers = [source for name, source in additions.helpers if name not in tree.summary.defined]
+    return "".join(imports) + "\n".join(helpers)
 
 
 def _add_module_level(text: str, tree: UnitTree, additions: ModuleAdditions) -> str:
@@ -141,7 +170,7 @@ def _add_module_level(text: str, tree: UnitTree, additions: ModuleAdditions) -> 
     if not imports and not helpers:
         return text
     lines = split_lines(text)
-    at = _insertion_line(tree.parsed.tree)
+    at = tree.insertion_line()
     newline = _newline_of(lines)
     block = [f"import {module}{newline}" for module in imports]
     for _, source in helpers:
@@ -151,24 +180,29 @@ def _add_module_level(text: str, tree: UnitTree, additions: ModuleAdditions) -> 
     return "".join(lines[:at] + block + lines[at:])
 
 
-def _insertion_line(tree: ast.Module) -> int:
+def _insertion_line(units: tuple[Unit, ...]) -> int:
     """0-based line after the module docstring, `__future__` imports and the leading imports."""
     at = 0
-    for index, statement in enumerate(tree.body):
-        is_docstring = (
-            index == 0
-            and isinstance(statement, ast.Expr)
-            and isinstance(statement.value, ast.Constant)
-            and isinstance(statement.value.value, str)
-        )
-        if is_docstring or isinstance(statement, (ast.Import, ast.ImportFrom)):
-            at = statement.end_lineno or statement.lineno
-            continue
-        if isinstance(statement, ast.Try) and all(isinstance(s, (ast.Import, ast.ImportFrom)) for s in statement.body):
-            at = statement.end_lineno or statement.lineno  # try: import x / except ImportError: ...
-            continue
-        break
+    for index, unit in enumerate(units):
+        if unit.class_path:
+            break
+        try:
+            statements = ast.parse(unit.text).body
+        except (SyntaxError, ValueError):
+            break
+        if not statements or not all(_is_header_statement(s, index == 0 and i == 0) for i, s in enumerate(statements)):
+            break
+        at = unit.start + max(s.end_lineno or s.lineno for s in statements)
     return at
+
+
+def _is_header_statement(statement: ast.stmt, may_be_docstring: bool) -> bool:
+    if isinstance(statement, (ast.Import, ast.ImportFrom)):
+        return True
+    if may_be_docstring and isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Constant):
+        return isinstance(statement.value.value, str)
+    # try: import x / except ImportError: ...
+    return isinstance(statement, ast.Try) and all(isinstance(s, (ast.Import, ast.ImportFrom)) for s in statement.body)
 
 
 def _newline_of(lines: list[str]) -> str:

@@ -29,7 +29,7 @@ from gap_ls.core.model import Finding
 from gap_ls.core.notes import construct_note
 from gap_ls.core.resolve import JediResolver
 from gap_ls.core.ruledocs import rule_doc
-from gap_ls.fixes import FixNotApplicable, actions_for, compute_edits
+from gap_ls.fixes import FixContext, FixNotApplicable, actions_for, compute_edits
 from gap_ls.server import convert, hover
 from gap_ls.server.documents import Document, Encoding, server_position
 from gap_ls.server.scheduler import DocumentAnalyses, Result, Scheduler, Snapshot
@@ -358,7 +358,11 @@ async def _with_edit(ls: GapServer, action: types.CodeAction) -> types.CodeActio
         return action
     loop = asyncio.get_running_loop()
     try:
-        edits = await loop.run_in_executor(ls.analysis_pool, compute_edits, result.snapshot.text, finding, str(data.get("fix")))
+        analysis = result.analysis
+        context = FixContext(analysis.units, analysis.summary) if analysis.summary is not None else None
+        edits = await loop.run_in_executor(
+            ls.analysis_pool, compute_edits, result.snapshot.text, finding, str(data.get("fix")), context
+        )
     except FixNotApplicable as exc:
         log.info("fix %s for %s not applicable: %s", data.get("fix"), data.get("key"), exc)
         return action

@@ -11,7 +11,7 @@ import pytest
 from gap_ls.core.engine import analyze
 from gap_ls.core.model import Finding, TextEdit
 from gap_ls.core.settings import Settings
-from gap_ls.fixes import SUPPRESS, FixNotApplicable, actions_for, compute_edits
+from gap_ls.fixes import SUPPRESS, FixContext, FixNotApplicable, actions_for, compute_edits
 from gap_ls.fixes.edits import apply_edits
 from tests.rules.test_fixtures import FIXTURES, load_fixture
 
@@ -45,6 +45,9 @@ def test_fix(source: str, finding: Finding, kind: str):
     except FixNotApplicable as exc:
         pytest.fail(f"fix {kind} not applicable: {exc}")
     assert edits, "the fix changed nothing"
+    # The editor's path (units and summary from the analysis, no whole-file parse) agrees.
+    analysis = analyze(source)
+    assert compute_edits(source, finding, kind, FixContext(analysis.units, analysis.summary)) == edits
     fixed = apply_edits(source, edits)
     compile(fixed, "fixed.py", "exec")
     before = analyze(source, Settings(select=(finding.code,)))
