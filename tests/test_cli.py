@@ -324,3 +324,25 @@ def test_follow_imports_reads_other_modules(tmp_path):
     assert run_gap_ls("check", "app.py", cwd=tmp_path).code == 0
     run = run_gap_ls("check", "--follow-imports", "--explain", "app.py", cwd=tmp_path)
     assert run.code == 1 and "resolved with jedi: `workers.process`" in run.out
+
+
+def test_cache_and_parallel_runs_agree(tmp_path):
+    for index in range(12):
+        write(tmp_path, f"pkg/m{index:02}.py", GAP if index % 3 == 0 else CLEAN)
+    cold = run_gap_ls("check", "--format", "json", "--jobs", "1", "pkg", cwd=tmp_path)
+    entries = list((tmp_path / ".gap_ls_cache").rglob("*.json"))
+    assert len(entries) == 12 and (tmp_path / ".gap_ls_cache" / ".gitignore").exists()
+    warm = run_gap_ls("check", "--format", "json", "--jobs", "1", "pkg", cwd=tmp_path)
+    parallel = run_gap_ls("check", "--format", "json", "--jobs", "2", "--no-cache", "pkg", cwd=tmp_path)
+    assert cold.out == warm.out == parallel.out
+    assert len(json.loads(cold.out)) == 4
+    # A damaged entry is a miss: the file is analysed again.
+    for entry in entries:
+        entry.write_text("{not json")
+    assert run_gap_ls("check", "--format", "json", "pkg", cwd=tmp_path).out == cold.out
+
+
+def test_no_cache_writes_nothing(tmp_path):
+    write(tmp_path, "gap.py", GAP)
+    run_gap_ls("check", "--no-cache", "gap.py", cwd=tmp_path)
+    assert not (tmp_path / ".gap_ls_cache").exists()

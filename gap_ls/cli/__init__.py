@@ -10,12 +10,15 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
 from gap_ls import __version__
+from gap_ls.cli import batch
+from gap_ls.cli.batch import CACHE_DIR
 from gap_ls.cli.files import Problem, SettingsResolver, discover
 from gap_ls.cli.output import FileResult, render_json, render_sarif, render_text
 from gap_ls.core import registry
@@ -49,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--stdin-filename", metavar="NAME", help="read the source from stdin and report it as NAME")
     check.add_argument("--force-exclude", action="store_true", help="apply `exclude` to paths given explicitly")
     check.add_argument("--exit-zero", action="store_true", help="exit 0 even when there are findings")
+    check.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="worker processes (default: cores)")
+    check.add_argument("--no-cache", action="store_true", help=f"do not read or write {CACHE_DIR}/")
     check.add_argument(
         "--follow-imports",
         action="store_true",
@@ -129,16 +134,23 @@ def _render(args: argparse.Namespace, results: list[FileResult], problems: list[
 def _check_paths(
     args: argparse.Namespace, resolver: SettingsResolver, problems: list[Problem], names: JediResolver | None
 ) -> list[FileResult]:
-    results = []
+    jobs = []
     for path in discover(args.paths or ["."], resolver, args.force_exclude, problems):
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            problems.append(Problem(str(path), exc.strerror or str(exc)))
+        settings = resolver.for_path(path.absolute())
+        cache_root = None if args.no_cache else (settings.root or Path.cwd())
+        jobs.append(batch.Job(path, settings, cache_root))
+    options = batch.Options(follow_imports=names is not None, debug=args.debug)
+    results = []
+    cache_problems = set()
+    for outcome in batch.run(jobs, max(args.jobs, 1), options):
+        if outcome.problem is not None:
+            problems.append(Problem(str(outcome.path), outcome.problem))
             continue
-        analysis = _analyze(data, path, resolver, args.debug, problems, names)
-        if analysis is not None:
-            results.append(FileResult(_display(path), analysis.findings, analysis.suppressed))
+        if outcome.cache_problem is not None:
+            cache_problems.add(outcome.cache_problem)
+        results.append(FileResult(_display(outcome.path), outcome.findings, outcome.suppressed))
+    for problem in sorted(cache_problems):
+        _error(f"warning: cannot write the cache ({problem}); use --no-cache to skip it")
     return results
 
 

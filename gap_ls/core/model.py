@@ -61,12 +61,6 @@ class Span:
     def contains_line(self, line: int) -> bool:
         return self.start.line <= line <= self.end.line
 
-    def to_dict(self) -> dict[str, dict[str, int]]:
-        return {
-            "start": {"line": self.start.line, "column": self.start.column},
-            "end": {"line": self.end.line, "column": self.end.column},
-        }
-
 
 @dataclass(frozen=True)
 class Related:
@@ -136,26 +130,61 @@ class Finding:
     def sort_key(self) -> tuple[int, int, str]:
         return (self.span.start.line, self.span.start.column, self.code)
 
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-compatible dict with 0-based positions (front ends convert)."""
+    def to_json(self) -> dict[str, Any]:
+        """Everything, JSON-compatible (0-based positions): for caches and other processes."""
         out: dict[str, Any] = {
             "code": self.code,
             "name": self.name,
             "family": self.family.value,
             "severity": self.severity.value,
             "message": self.message,
-            "range": self.span.to_dict(),
+            "span": _span_json(self.span),
             "checked": list(self.checked),
             "unverifiable": list(self.unverifiable),
-            "related": [{"range": r.span.to_dict(), "message": r.message} for r in self.related],
+            "related": [{"span": _span_json(r.span), "message": r.message} for r in self.related],
             "fixes": [
-                {"kind": f.kind, "title": f.title, "target": f.target.to_dict(), "data": dict(f.data)}
+                {"kind": f.kind, "title": f.title, "target": _span_json(f.target), "data": dict(f.data)}
                 for f in self.fixes
             ],
+            "anchor_lines": sorted(self.anchor_lines),
         }
         if self.suppressed_by is not None:
-            out["suppressed"] = {"style": self.suppressed_by.style, "reason": self.suppressed_by.reason}
+            s = self.suppressed_by
+            out["suppressed_by"] = {
+                "line": s.line, "codes": list(s.codes), "reason": s.reason, "style": s.style, "span": _span_json(s.span)
+            }
         return out
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Finding:
+        suppression = data.get("suppressed_by")
+        return cls(
+            code=data["code"],
+            name=data["name"],
+            family=Family(data["family"]),
+            severity=Severity(data["severity"]),
+            message=data["message"],
+            span=_span_of(data["span"]),
+            checked=tuple(data["checked"]),
+            unverifiable=tuple(data["unverifiable"]),
+            related=tuple(Related(_span_of(r["span"]), r["message"]) for r in data["related"]),
+            fixes=tuple(FixHint(f["kind"], f["title"], _span_of(f["target"]), f["data"]) for f in data["fixes"]),
+            anchor_lines=frozenset(data["anchor_lines"]),
+            suppressed_by=Suppression(
+                suppression["line"], tuple(suppression["codes"]), suppression["reason"], suppression["style"],
+                _span_of(suppression["span"]),
+            )
+            if suppression
+            else None,
+        )
+
+
+def _span_json(span: Span) -> list[int]:
+    return [span.start.line, span.start.column, span.end.line, span.end.column]
+
+
+def _span_of(data: list[int]) -> Span:
+    return Span.of(*data)
 
 
 @dataclass(frozen=True)

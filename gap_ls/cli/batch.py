@@ -1,0 +1,157 @@
+"""Checking many files fast: worker processes and a content-keyed cache.
+
+Files are analysed in a pool of processes (``--jobs``, default: the number of
+cores) and each result is cached under ``.gap_ls_cache/`` keyed by the file's
+bytes, the gap-ls version and the effective configuration, like ruff's cache:
+a warm re-run reads JSON instead of parsing. ``--no-cache`` bypasses it.
+Cache entries are written atomically (a temporary file, then ``os.replace``),
+so concurrent runs never read half a file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import traceback
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from gap_ls import __version__
+from gap_ls.core.engine import analyze_bytes
+from gap_ls.core.model import Finding
+from gap_ls.core.resolve import JediResolver
+from gap_ls.core.settings import Settings
+
+CACHE_DIR = ".gap_ls_cache"
+# Below this many files a process pool costs more than it saves.
+POOL_THRESHOLD = 8
+
+
+@dataclass(frozen=True)
+class Job:
+    path: Path
+    settings: Settings
+    cache_root: Path | None = None  # the project's folder (where its pyproject.toml is); None: no cache
+
+
+@dataclass(frozen=True)
+class Outcome:
+    path: Path
+    findings: tuple[Finding, ...] = ()
+    suppressed: tuple[Finding, ...] = ()
+    problem: str | None = None  # the file could not be read or analysed
+    cache_problem: str | None = None  # the result could not be cached (the run is still right)
+
+
+@dataclass(frozen=True)
+class Options:
+    follow_imports: bool
+    debug: bool
+
+
+def run(jobs: list[Job], workers: int, options: Options) -> list[Outcome]:
+    """Outcomes in the order of ``jobs``."""
+    if workers <= 1 or len(jobs) < POOL_THRESHOLD:
+        return [check_one(job, options) for job in jobs]
+    chunk = max(1, len(jobs) // (workers * 8))
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(check_one, jobs, [options] * len(jobs), chunksize=chunk))
+
+
+_resolver: JediResolver | None = None  # one per process: jedi keeps its own caches
+
+
+def check_one(job: Job, options: Options) -> Outcome:
+    try:
+        data = job.path.read_bytes()
+    except OSError as exc:
+        return Outcome(job.path, problem=exc.strerror or str(exc))
+    cache = _cache_file(job, data, options) if job.cache_root is not None else None
+    if cache is not None and (cached := _read(cache, job.path)) is not None:
+        return cached
+    try:
+        analysis = analyze_bytes(data, job.settings, job.path.absolute(), _jedi(options))
+    except Exception as exc:  # noqa: BLE001 - one file's internal error must not stop the run; it is reported
+        detail = traceback.format_exc() if options.debug else ""
+        return Outcome(job.path, problem=f"internal error: {type(exc).__name__}: {exc} (please report this){detail}")
+    outcome = Outcome(job.path, analysis.findings, analysis.suppressed)
+    if cache is not None:
+        try:
+            _write(cache, outcome)
+        except OSError as exc:
+            return Outcome(job.path, analysis.findings, analysis.suppressed, cache_problem=f"{cache.parent}: {exc}")
+    return outcome
+
+
+def _jedi(options: Options) -> JediResolver | None:
+    global _resolver
+    if options.follow_imports and _resolver is None:
+        _resolver = JediResolver(Path.cwd())
+    return _resolver if options.follow_imports else None
+
+
+def _cache_file(job: Job, data: bytes, options: Options) -> Path:
+    assert job.cache_root is not None
+    settings = job.settings
+    key = hashlib.sha256()
+    for part in (
+        __version__,
+        repr(_settings_key(settings)),
+        repr(settings.ignored_for(job.path.absolute())),
+        str(options.follow_imports),
+    ):
+        key.update(part.encode())
+        key.update(b"\0")
+    key.update(data)
+    digest = key.hexdigest()
+    return job.cache_root / CACHE_DIR / __version__ / digest[:2] / f"{digest}.json"
+
+
+def _settings_key(settings: Settings) -> tuple:
+    return (
+        settings.select,
+        settings.ignore,
+        tuple(sorted((k, v.value) for k, v in settings.severity.items())),
+        tuple(sorted(settings.per_file_ignores.items())),
+        settings.logging_calls,
+        settings.error_boundaries,
+        settings.retry_decorators,
+        settings.side_effect_calls,
+        settings.key_names,
+        settings.lock_types,
+    )
+
+
+def _read(cache: Path, path: Path) -> Outcome | None:
+    try:
+        data = json.loads(cache.read_text(encoding="utf-8"))
+        findings = tuple(Finding.from_json(f) for f in data["findings"])
+        suppressed = tuple(Finding.from_json(f) for f in data["suppressed"])
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError):  # gap: ignore[GAP106] a damaged entry is a miss: the file is analysed again and the entry rewritten
+        return None
+    return Outcome(path, findings, suppressed)
+
+
+def _write(cache: Path, outcome: Outcome) -> None:
+    payload = {"findings": [f.to_json() for f in outcome.findings], "suppressed": [f.to_json() for f in outcome.suppressed]}
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    _mark_cache_root(cache.parents[2])
+    handle, temporary = tempfile.mkstemp(dir=cache.parent, suffix=".tmp")
+    with os.fdopen(handle, "w", encoding="utf-8") as stream:
+        json.dump(payload, stream)
+    os.replace(temporary, cache)
+
+
+def _mark_cache_root(root: Path) -> None:
+    """Keep the cache out of git and backups, as ruff does."""
+    ignore = root / ".gitignore"
+    if not ignore.exists():
+        ignore.write_text("# Automatically created by gap-ls.\n*\n", encoding="utf-8")
+    tag = root / "CACHEDIR.TAG"
+    if not tag.exists():
+        tag.write_text("Signature: 8a477f597d28d172789f06886806bc55\n# Created by gap-ls.\n", encoding="utf-8")
