@@ -328,7 +328,7 @@ def test_follow_imports_reads_other_modules(tmp_path):
 
 def test_cache_and_parallel_runs_agree(tmp_path):
     for index in range(12):
-        write(tmp_path, f"pkg/m{index:02}.py", GAP if index % 3 == 0 else CLEAN)
+        write(tmp_path, f"pkg/m{index:02}.py", f"# module {index}\n" + (GAP if index % 3 == 0 else CLEAN))
     cold = run_gap_ls("check", "--format", "json", "--jobs", "1", "pkg", cwd=tmp_path)
     entries = list((tmp_path / ".gap_ls_cache").rglob("*.json"))
     assert len(entries) == 12 and (tmp_path / ".gap_ls_cache" / ".gitignore").exists()
