@@ -12,7 +12,6 @@ import json
 import logging
 import os
 import sys
-import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -176,9 +175,7 @@ def _analyze(
     try:
         return analyze_bytes(data, settings, path.absolute(), names)
     except Exception as exc:  # noqa: BLE001 - one file's internal error must not stop the run
-        problems.append(Problem(str(path), f"internal error: {type(exc).__name__}: {exc} (please report this)"))
-        if debug:
-            traceback.print_exc()
+        problems.append(Problem(str(path), batch.internal_error(exc, debug)))
         return None
 
 

@@ -10,6 +10,7 @@ so concurrent runs never read half a file.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -75,8 +76,7 @@ def check_one(job: Job, options: Options) -> Outcome:
     try:
         analysis = analyze_bytes(data, job.settings, job.path.absolute(), _jedi(options))
     except Exception as exc:  # noqa: BLE001 - one file's internal error must not stop the run; it is reported
-        detail = traceback.format_exc() if options.debug else ""
-        return Outcome(job.path, problem=f"internal error: {type(exc).__name__}: {exc} (please report this){detail}")
+        return Outcome(job.path, problem=internal_error(exc, options.debug))
     outcome = Outcome(job.path, analysis.findings, analysis.suppressed)
     if cache is not None:
         try:
@@ -84,6 +84,16 @@ def check_one(job: Job, options: Options) -> Outcome:
         except OSError as exc:
             return Outcome(job.path, analysis.findings, analysis.suppressed, cache_problem=f"{cache.parent}: {exc}")
     return outcome
+
+
+def internal_error(exc: BaseException, debug: bool) -> str:
+    """How an internal error is reported: even an exception whose str() fails gets a message."""
+    try:
+        text = str(exc)
+    except Exception:  # noqa: BLE001 - a broken __str__ must not turn a report into a crash
+        text = "<unprintable>"
+    detail = "\n" + "".join(traceback.format_exception(exc)) if debug else ""
+    return f"internal error: {type(exc).__name__}: {text} (please report this){detail}"
 
 
 def _jedi(options: Options) -> JediResolver | None:
@@ -99,6 +109,7 @@ def _cache_file(job: Job, data: bytes, options: Options) -> Path:
     key = hashlib.sha256()
     for part in (
         __version__,
+        _code_fingerprint(),
         repr(_settings_key(settings)),
         repr(settings.ignored_for(job.path.absolute())),
         str(options.follow_imports),
@@ -108,6 +119,18 @@ def _cache_file(job: Job, data: bytes, options: Options) -> Path:
     key.update(data)
     digest = key.hexdigest()
     return job.cache_root / CACHE_DIR / __version__ / digest[:2] / f"{digest}.json"
+
+
+@functools.cache
+def _code_fingerprint() -> str:
+    """A digest of gap-ls's own source: a changed rule must not be served stale cached results,
+    even between releases that share a version number (development installs)."""
+    package = Path(__file__).resolve().parent.parent
+    digest = hashlib.sha256()
+    for path in sorted(package.rglob("*.py")):
+        digest.update(str(path.relative_to(package)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
 
 
 def _settings_key(settings: Settings) -> tuple:

@@ -383,7 +383,7 @@ def _tile(
         if key not in facts:
             # Function lines in the facts are relative to the unit, so the facts of an
             # unchanged unit can be reused wherever it moves.
-            facts[key] = unit_facts(group, class_path, shift - seg_start)
+            facts[key] = unit_facts(group, class_path, shift - seg_start, segment.text)
         segments.append(replace(segment, facts=facts[key]))
     return segments
 

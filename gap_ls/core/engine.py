@@ -21,6 +21,7 @@ from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
 
 from gap_ls.core import registry
 from gap_ls.core.model import Family, Finding, FixHint, Related, Span, Suppression
+from gap_ls.core.nodes import children
 from gap_ls.core.resolve import Resolver
 from gap_ls.core.rule import Report, Rule, UnitContext
 from gap_ls.core.settings import Settings
@@ -104,10 +105,20 @@ def run_unit(
         line = unit.line_offset() + exc.raw_line - 1
         message = f"File does not parse: libcst cannot parse this statement: {exc.message}"
         return [_syntax_finding(message, max(line, unit.start), 0, settings)], set()
-    except RecursionError:
-        # A very deep expression (a thousand chained `+`) exhausts libcst's recursive visitors.
+    except (_TooDeep, RecursionError):
+        # A very deep expression (hundreds of chained `+`) would exhaust libcst's recursive
+        # code generation, which computes positions.
         message = "Statement too deeply nested for gap-ls to analyse; nothing in it is checked"
         return [_syntax_finding(message, unit.start, 0, settings)], set()
+
+
+# libcst computes positions by recursive code generation; past this nesting it overflows the
+# interpreter's stack (measured: fine at ~300 levels, fails at ~400).
+MAX_DEPTH = 250
+
+
+class _TooDeep(Exception):
+    """The unit nests deeper than libcst's recursive position computation can go."""
 
 
 def _run_rules(
@@ -119,7 +130,9 @@ def _run_rules(
     instances = [rule(context) for rule in rules]
     dispatcher = _Dispatcher(instances, context)
     for statement in statements:
-        statement.visit(dispatcher)
+        dispatcher.traverse(statement)
+    if context.max_depth > MAX_DEPTH:
+        raise _TooDeep()
     for instance in instances:
         instance.finish()
     reports = [report for instance in instances for report in instance.reports]
@@ -147,12 +160,12 @@ def _hooks(rule: type[Rule]) -> tuple[dict[str, str], dict[str, str]]:
     return _HOOKS[rule]
 
 
-class _Dispatcher(cst.CSTVisitor):
-    """One traversal for all rules of a unit (what libcst's visit_batched does, without
-    re-inspecting every visitor's methods on every call)."""
+class _Dispatcher:
+    """One traversal for all rules of a unit: what libcst's visit_batched does, without
+    re-inspecting every visitor's methods per call and without rebuilding the tree (a libcst
+    visit reconstructs every node it passes)."""
 
     def __init__(self, rules: Sequence[Rule], context: UnitContext) -> None:
-        super().__init__()
         self._context = context
         self._visit: dict[str, list] = {}
         self._leave: dict[str, list] = {}
@@ -163,16 +176,23 @@ class _Dispatcher(cst.CSTVisitor):
             for node_type, method in leaves.items():
                 self._leave.setdefault(node_type, []).append(getattr(rule, method))
 
-    def on_visit(self, node: cst.CSTNode) -> bool:
-        self._context.enter(node)
-        for method in self._visit.get(type(node).__name__, ()):
-            method(node)
-        return True
-
-    def on_leave(self, original_node: cst.CSTNode) -> None:
-        for method in self._leave.get(type(original_node).__name__, ()):
-            method(original_node)
-        self._context.leave(original_node)
+    def traverse(self, root: cst.CSTNode) -> None:
+        leaving = object()  # marks "all children done" on the stack
+        stack: list = [root]
+        while stack:
+            node = stack.pop()
+            if node is leaving:
+                done = stack.pop()
+                for method in self._leave.get(type(done).__name__, ()):
+                    method(done)
+                self._context.leave(done)
+                continue
+            self._context.enter(node)
+            for method in self._visit.get(type(node).__name__, ()):
+                method(node)
+            stack.append(node)
+            stack.append(leaving)
+            stack.extend(reversed(children(node)))
 
 
 def finish_analysis(

@@ -5,6 +5,7 @@ Pure functions over libcst nodes; no rule knowledge and no LSP.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 
 import libcst as cst
@@ -51,6 +52,31 @@ def keyword(call: cst.Call, name: str) -> cst.Arg | None:
     return None
 
 
+_CHILD_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def children(node: cst.CSTNode) -> list[cst.CSTNode]:
+    """The node's child nodes, read straight from its fields.
+
+    libcst's own ``node.children`` (and any ``node.visit``) rebuilds the subtree through its
+    visitor machinery, which is most of the cost of analysing a unit; this does not.
+    """
+    names = _CHILD_FIELDS.get(type(node))
+    if names is None:
+        names = _CHILD_FIELDS[type(node)] = tuple(f.name for f in dataclasses.fields(node))
+    found: list[cst.CSTNode] = []
+    for name in names:
+        value = getattr(node, name)
+        kind = type(value)
+        if kind is cst.SimpleWhitespace or value is None:
+            continue  # plain spaces: never a comment, never code
+        if kind is tuple or kind is list:
+            found.extend(item for item in value if isinstance(item, cst.CSTNode))
+        elif isinstance(value, cst.CSTNode):
+            found.append(value)
+    return found
+
+
 def walk(node: cst.CSTNode, *, enter_definitions: bool = False) -> Iterator[cst.CSTNode]:
     """Pre-order walk; by default nested functions, classes and lambdas are not entered."""
     stack = [node]
@@ -59,7 +85,7 @@ def walk(node: cst.CSTNode, *, enter_definitions: bool = False) -> Iterator[cst.
         yield current
         if current is not node and not enter_definitions and isinstance(current, DEFINITIONS):
             continue
-        stack.extend(reversed(current.children))
+        stack.extend(reversed(children(current)))
 
 
 def walk_body(statements: tuple[cst.CSTNode, ...] | list[cst.CSTNode]) -> Iterator[cst.CSTNode]:

@@ -112,12 +112,15 @@ class UnitContext:
         # Qualified names of functions looked up in the summary (found or not): when one of
         # them changes elsewhere in the file, this unit's findings must be recomputed.
         self.dependencies: set[str] = set()
+        self.max_depth = 0  # deepest node nesting seen while traversing
 
     # -- traversal hooks (called by the engine around every node) --------------
     def enter(self, node: cst.CSTNode) -> None:
         if self._stack:
             self._parents[id(node)] = self._stack[-1]
         self._stack.append(node)
+        if len(self._stack) > self.max_depth:
+            self.max_depth = len(self._stack)
 
     def leave(self, node: cst.CSTNode) -> None:
         self._stack.pop()

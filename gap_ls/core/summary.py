@@ -297,16 +297,26 @@ def header_facts(cls: ast.ClassDef, class_path: tuple[str, ...]) -> ClassFacts:
     return ClassFacts(qualname, _raw_names(cls.bases), _decorators(cls))
 
 
-def unit_facts(statements: Sequence[ast.stmt], class_path: tuple[str, ...], line_shift: int = 0) -> UnitFacts:
+# Substrings without which a unit has no usage facts: walking its whole tree is then skipped.
+_USAGE_WORDS = ("await", "result", "exception", "gather", "wait", "shield", "run_until_complete", "as_completed",
+                "target", "Timer", "submit", ".map(", "run_in_executor", "Lock", "Semaphore", "Condition",
+                "getLogger", "get_logger", "logger")
+
+
+def unit_facts(
+    statements: Sequence[ast.stmt], class_path: tuple[str, ...], line_shift: int = 0, text: str | None = None
+) -> UnitFacts:
     """Facts of one unit: top-level statements (``class_path`` empty) or members of a class.
 
-    ``line_shift`` turns the statements' 1-based ast lines into 0-based file lines.
+    ``line_shift`` turns the statements' 1-based ast lines into 0-based file lines. ``text``, the
+    unit's source, lets the collector skip walks that cannot find anything.
     """
-    collector = _Collector(class_path, line_shift)
+    collector = _Collector(class_path, line_shift, text)
     for statement in statements:
         collector.statement(statement, scope=".".join(class_path) or None, class_name=".".join(class_path) or None,
                             module_level=not class_path)
-    collector.usage(statements)
+    if text is None or any(word in text for word in _USAGE_WORDS):
+        collector.usage(statements)
     member_of = ".".join(class_path) or None
     return UnitFacts(
         module_imports=tuple(collector.module_imports),
@@ -326,9 +336,11 @@ def unit_facts(statements: Sequence[ast.stmt], class_path: tuple[str, ...], line
 
 
 class _Collector:
-    def __init__(self, class_path: tuple[str, ...], line_shift: int = 0) -> None:
+    def __init__(self, class_path: tuple[str, ...], line_shift: int = 0, text: str | None = None) -> None:
         self.class_path = class_path
         self.line_shift = line_shift
+        # Without these words no function here can read a future's outcome.
+        self.may_read_outcome = text is None or ".result(" in text or ".exception(" in text
         self.module_imports: list[tuple[str, str]] = []
         self.nested_imports: list[tuple[str, str]] = []
         self.defined: set[str] = set()
@@ -376,7 +388,7 @@ class _Collector:
                 params=tuple(a.arg for a in (*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs)),
                 never_returns=_never_returns(node),
                 handles_errors=_handles_own_errors(node.body),
-                reads_outcome=_reads_outcome(node),
+                reads_outcome=self.may_read_outcome and _reads_outcome(node),
             )
         )
         for child in node.body:
@@ -387,6 +399,7 @@ class _Collector:
         if module_level:
             self.defined.add(node.name)
         inner = _Collector((*qualname.split("."),), self.line_shift)
+        inner.may_read_outcome = self.may_read_outcome
         for child in node.body:
             inner.statement(child, qualname, qualname, module_level=False)
         inner.usage(node.body)  # `self._lock = threading.Lock()` in its methods

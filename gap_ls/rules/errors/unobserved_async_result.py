@@ -252,11 +252,32 @@ class UnobservedAsyncResult(Rule):
             if isinstance(target, cst.Name):
                 if self._observed_name(target.value, assignment, set()):
                     return True
-            elif isinstance(target, (cst.Attribute, cst.Subscript)):
-                if self._observed_container(target.value if isinstance(target, cst.Subscript) else target):
+            elif isinstance(target, cst.Attribute):
+                if self._observed_container(target) or self._observed_attribute(target, assignment):
+                    return True
+            elif isinstance(target, cst.Subscript):
+                if self._observed_container(target.value):
                     return True
             else:
                 return True
+        return False
+
+    def _observed_attribute(self, target: cst.Attribute, assignment: cst.CSTNode) -> bool:
+        """`self._task = create_task(...)` then `self._task.add_done_callback(report)` (or awaited,
+        or `.result()`) in the same function."""
+        name = dotted_name(target)
+        function = self.context.enclosing_function(assignment)
+        if name is None or function is None:
+            return False
+        for node in walk(function.body):
+            if isinstance(node, cst.Await) and dotted_name(node.expression) == name:
+                return True
+            if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and dotted_name(node.func.value) == name:
+                method = node.func.attr.value
+                if method in {"result", "exception"}:
+                    return True
+                if method == "add_done_callback" and node.args and self._callback_observes(node.args[0].value):
+                    return True
         return False
 
     def _observed_container(self, container: cst.BaseExpression) -> bool:
