@@ -21,8 +21,6 @@ from gap_ls.cli.batch import CACHE_DIR
 from gap_ls.cli.files import Problem, SettingsResolver, discover
 from gap_ls.cli.output import FileResult, render_json, render_sarif, render_text
 from gap_ls.core import registry
-from gap_ls.core.engine import Analysis, analyze_bytes
-from gap_ls.core.resolve import JediResolver
 from gap_ls.core.ruledocs import rule_doc
 from gap_ls.core.settings import ConfigError
 
@@ -102,7 +100,7 @@ def run_check(args: argparse.Namespace) -> int:
         _error(f"{args.config}: no such configuration file")
         return EXIT_ERROR
     resolver = SettingsResolver(overrides={k: v for k, v in overrides.items() if v is not None}, config_file=args.config)
-    names = JediResolver(Path.cwd()) if args.follow_imports else None
+    names = _jedi_resolver() if args.follow_imports else None
     problems: list[Problem] = []
     try:
         check = _check_stdin if args.stdin_filename else _check_paths
@@ -130,8 +128,14 @@ def _render(args: argparse.Namespace, results: list[FileResult], problems: list[
     return render_text(results, args.explain)
 
 
+def _jedi_resolver():
+    from gap_ls.core.resolve import JediResolver
+
+    return JediResolver(Path.cwd())
+
+
 def _check_paths(
-    args: argparse.Namespace, resolver: SettingsResolver, problems: list[Problem], names: JediResolver | None
+    args: argparse.Namespace, resolver: SettingsResolver, problems: list[Problem], names
 ) -> list[FileResult]:
     jobs = []
     for path in discover(args.paths or ["."], resolver, args.force_exclude, problems):
@@ -154,7 +158,7 @@ def _check_paths(
 
 
 def _check_stdin(
-    args: argparse.Namespace, resolver: SettingsResolver, problems: list[Problem], names: JediResolver | None
+    args: argparse.Namespace, resolver: SettingsResolver, problems: list[Problem], names
 ) -> list[FileResult]:
     if args.paths and args.paths != ["-"]:
         raise ConfigError("--stdin-filename reads the source from stdin; do not pass paths as well")
@@ -169,8 +173,10 @@ def _analyze(
     resolver: SettingsResolver,
     debug: bool,
     problems: list[Problem],
-    names: JediResolver | None,
-) -> Analysis | None:
+    names,
+):
+    from gap_ls.core.engine import analyze_bytes
+
     settings = resolver.for_path(path.absolute())
     try:
         return analyze_bytes(data, settings, path.absolute(), names)

@@ -21,9 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gap_ls import __version__
-from gap_ls.core.engine import analyze_bytes
 from gap_ls.core.model import Finding
-from gap_ls.core.resolve import JediResolver
 from gap_ls.core.settings import Settings
 
 CACHE_DIR = ".gap_ls_cache"
@@ -54,15 +52,32 @@ class Options:
 
 
 def run(jobs: list[Job], workers: int, options: Options) -> list[Outcome]:
-    """Outcomes in the order of ``jobs``."""
-    if workers <= 1 or len(jobs) < POOL_THRESHOLD:
-        return [check_one(job, options) for job in jobs]
-    chunk = max(1, len(jobs) // (workers * 8))
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(check_one, jobs, [options] * len(jobs), chunksize=chunk))
+    """Outcomes in the order of ``jobs``: cached ones read here, the rest analysed in workers."""
+    outcomes: list[Outcome | None] = [_cached(job, options) for job in jobs]
+    missing = [index for index, outcome in enumerate(outcomes) if outcome is None]
+    todo = [jobs[index] for index in missing]
+    if workers <= 1 or len(todo) < POOL_THRESHOLD:
+        fresh = [check_one(job, options) for job in todo]
+    else:
+        chunk = max(1, len(todo) // (workers * 8))
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            fresh = list(pool.map(check_one, todo, [options] * len(todo), chunksize=chunk))
+    for index, outcome in zip(missing, fresh, strict=True):
+        outcomes[index] = outcome
+    return [outcome for outcome in outcomes if outcome is not None]
 
 
-_resolver: JediResolver | None = None  # one per process: jedi keeps its own caches
+def _cached(job: Job, options: Options) -> Outcome | None:
+    if job.cache_root is None:
+        return None
+    try:
+        data = job.path.read_bytes()
+    except OSError:
+        return None  # check_one reads it again and reports why it cannot
+    return _read(_cache_file(job, data, options), job.path)
+
+
+_resolver = None  # one JediResolver per process: jedi keeps its own caches
 
 
 def check_one(job: Job, options: Options) -> Outcome:
@@ -73,6 +88,8 @@ def check_one(job: Job, options: Options) -> Outcome:
     cache = _cache_file(job, data, options) if job.cache_root is not None else None
     if cache is not None and (cached := _read(cache, job.path)) is not None:
         return cached
+    from gap_ls.core.engine import analyze_bytes  # the analysis machinery loads only on a cache miss
+
     try:
         analysis = analyze_bytes(data, job.settings, job.path.absolute(), _jedi(options))
     except Exception as exc:  # noqa: BLE001 - one file's internal error must not stop the run; it is reported
@@ -96,9 +113,11 @@ def internal_error(exc: BaseException, debug: bool) -> str:
     return f"internal error: {type(exc).__name__}: {text} (please report this){detail}"
 
 
-def _jedi(options: Options) -> JediResolver | None:
+def _jedi(options: Options):
     global _resolver
     if options.follow_imports and _resolver is None:
+        from gap_ls.core.resolve import JediResolver  # jedi loads only when asked for
+
         _resolver = JediResolver(Path.cwd())
     return _resolver if options.follow_imports else None
 

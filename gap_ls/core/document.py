@@ -276,7 +276,12 @@ class AnalysisDocument:
         return True
 
     def _run(self, segment: Segment, summary: ModuleSummary, triggers: dict, source: UnitSource) -> _Cached:
-        wanted: list[type[Rule]] = [r for r, words in triggers.items() if words is None or any(w in segment.text for w in words)]
+        facts = segment.facts if isinstance(segment.facts, UnitFacts) else None
+        wanted: list[type[Rule]] = [
+            rule
+            for rule, words in triggers.items()
+            if (words is None or any(w in segment.text for w in words)) and rule.relevant(facts, summary)
+        ]
         if not wanted:
             return _Cached((), self._module_version, ())
         self.units_analysed += 1

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
-from gap_ls.core.rule import Rule
 from gap_ls.core.settings import Settings
+
+if TYPE_CHECKING:  # the rules (and libcst) load on first use: a cached `gap-ls check` never needs them
+    from gap_ls.core.rule import Rule
 
 SYNTAX_ERROR = "GAP000"
 UNUSED_SUPPRESSION = "GAP001"
@@ -69,6 +72,7 @@ def enabled_rules(settings: Settings, extra_ignores: Iterable[str] = ()) -> tupl
 
 def unknown_selectors(selectors: Iterable[str]) -> list[str]:
     """Selectors that name no rule, for a warning that names them."""
+    selectors = [sel for sel in selectors if sel.upper() != "GAP"]  # every rule: no need to load them
     return [sel for sel in selectors if not any(_specificity(sel, rule) is not None for rule in all_rules())]
 
 

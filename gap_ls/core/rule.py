@@ -25,7 +25,7 @@ from gap_ls.core.nodes import call_name, dotted_name
 from gap_ls.core.resolve import ExternalFunction, Resolver
 from gap_ls.core.settings import Settings
 from gap_ls.core.source import Unit
-from gap_ls.core.summary import FunctionInfo, ModuleSummary
+from gap_ls.core.summary import FunctionInfo, ModuleSummary, UnitFacts
 
 # Calls that end the process or raise by contract, wherever they are imported from.
 NO_RETURN_CALLS = frozenset(
@@ -281,6 +281,12 @@ class Rule(cst.BatchableCSTVisitor):
 
     def finish(self) -> None:
         """Called after the traversal of a unit, when every node's parent is known."""
+
+    @classmethod
+    def relevant(cls, facts: UnitFacts | None, summary: ModuleSummary) -> bool:
+        """Whether a unit with these facts can hold anything for this rule (a cheap filter run
+        before libcst parses the unit); facts None means unknown."""
+        return True
 
     @classmethod
     def triggers_for(cls, imports: Mapping[str, str]) -> tuple[str, ...] | None:

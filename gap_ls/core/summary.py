@@ -119,6 +119,15 @@ class ClassFacts:
 
 
 @dataclass(frozen=True)
+class HandlerFact:
+    """An except clause as far as the statement tree shows: lets rules skip units cheaply."""
+
+    types: tuple[str, ...]  # dotted names as written; () for a bare `except:`
+    in_loop: bool  # its try sits directly in a for/while body
+    in_async: bool  # inside an `async def`
+
+
+@dataclass(frozen=True)
 class UnitFacts:
     module_imports: tuple[tuple[str, str], ...] = ()
     nested_imports: tuple[tuple[str, str], ...] = ()
@@ -134,6 +143,8 @@ class UnitFacts:
     observed: frozenset[str] = frozenset()
     thread_calls: tuple[tuple[str, str], ...] = ()  # (raw constructor, target)
     executor_jobs: frozenset[str] = frozenset()
+    handlers: tuple[HandlerFact, ...] = ()
+    with_calls: frozenset[str] = frozenset()  # dotted names called in `with` items
 
 
 @dataclass
@@ -317,6 +328,10 @@ def unit_facts(
                             module_level=not class_path)
     if text is None or any(word in text for word in _USAGE_WORDS):
         collector.usage(statements)
+    handlers: list[HandlerFact] = []
+    with_calls: set[str] = set()
+    if text is None or "except" in text or "with" in text:
+        _scan_statements(statements, in_loop=False, in_async=False, handlers=handlers, with_calls=with_calls)
     member_of = ".".join(class_path) or None
     return UnitFacts(
         module_imports=tuple(collector.module_imports),
@@ -332,7 +347,35 @@ def unit_facts(
         observed=frozenset(collector.observed),
         thread_calls=tuple(collector.thread_calls),
         executor_jobs=frozenset(collector.executor_jobs),
+        handlers=tuple(handlers),
+        with_calls=frozenset(with_calls),
     )
+
+
+def _scan_statements(
+    statements: Iterable[ast.stmt], in_loop: bool, in_async: bool, handlers: list[HandlerFact], with_calls: set[str]
+) -> None:
+    """Except clauses and with-items, walking statements only (expressions hold neither)."""
+    for node in statements:
+        if isinstance(node, (ast.Try, getattr(ast, "TryStar", ast.Try))):
+            for handler in node.handlers:
+                types = () if handler.type is None else _raw_names(
+                    handler.type.elts if isinstance(handler.type, ast.Tuple) else [handler.type]
+                )
+                handlers.append(HandlerFact(types or (("?",) if handler.type is not None else ()), in_loop, in_async))
+        elif isinstance(node, (ast.With, ast.AsyncWith)):
+            for item in node.items:
+                if isinstance(item.context_expr, ast.Call) and (name := dotted(item.context_expr.func)):
+                    with_calls.add(name)
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            _scan_statements(node.body, False, isinstance(node, ast.AsyncFunctionDef), handlers, with_calls)
+            continue
+        if isinstance(node, ast.ClassDef):
+            _scan_statements(node.body, False, False, handlers, with_calls)
+            continue
+        loop = isinstance(node, (ast.For, ast.AsyncFor, ast.While))
+        for child in _child_statements(node):
+            _scan_statements([child], in_loop if not loop else True, in_async, handlers, with_calls)
 
 
 class _Collector:

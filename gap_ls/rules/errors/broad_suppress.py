@@ -6,6 +6,7 @@ import libcst as cst
 
 from gap_ls.core.model import Family
 from gap_ls.core.rule import FixRequest
+from gap_ls.core.summary import ModuleSummary, UnitFacts
 from gap_ls.rules.errors.handlers import (
     BROAD,
     Handler,
@@ -18,6 +19,7 @@ from gap_ls.rules.errors.handlers import (
     handler_fixes,
     in_cleanup_context,
     is_error_boundary,
+    may_be_broad,
     only_imports,
 )
 
@@ -79,6 +81,12 @@ class BroadSuppress(HandlerRule):
             broad = [arg for arg in call.args if self.context.qualify(arg.value) in BROAD]
             if broad and not in_cleanup_context(node, self.context):
                 self._report_suppress(node, call, broad[0].value)
+
+    @classmethod
+    def relevant(cls, facts: UnitFacts | None, summary: ModuleSummary) -> bool:
+        if facts is None or any(summary.qualify(c) in SUPPRESSORS for c in facts.with_calls):
+            return True
+        return any(may_be_broad(h, summary) for h in facts.handlers)
 
     def check_handler(self, handler: Handler) -> None:
         context = self.context

@@ -7,7 +7,8 @@ import libcst as cst
 from gap_ls.core.model import Family
 from gap_ls.core.nodes import body_statements, dotted_name, method_name, receiver, walk, walk_body
 from gap_ls.core.rule import FixRequest
-from gap_ls.rules.errors.handlers import Handler, HandlerRule, Shape, classify, handler_facts
+from gap_ls.core.summary import ModuleSummary, UnitFacts
+from gap_ls.rules.errors.handlers import Handler, HandlerRule, Shape, classify, handler_facts, may_catch_cancellation
 
 
 class CancellationSwallowed(HandlerRule):
@@ -67,6 +68,10 @@ class CancellationSwallowed(HandlerRule):
     name = "cancellation-swallowed"
     family = Family.SWALLOWED_ERROR
     title = "Async code swallows cancellation"
+
+    @classmethod
+    def relevant(cls, facts: UnitFacts | None, summary: ModuleSummary) -> bool:
+        return facts is None or any(h.in_async and may_catch_cancellation(h, summary) for h in facts.handlers)
 
     def check_handler(self, handler: Handler) -> None:
         context = self.context

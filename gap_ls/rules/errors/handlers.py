@@ -36,6 +36,7 @@ from gap_ls.core.nodes import (
     walk_body,
 )
 from gap_ls.core.rule import FixRequest, Rule, UnitContext
+from gap_ls.core.summary import HandlerFact, ModuleSummary, UnitFacts
 
 Handler = cst.ExceptHandler | cst.ExceptStarHandler
 TryNode = cst.Try | cst.TryStar
@@ -214,6 +215,14 @@ def _is_pass(statement: cst.CSTNode) -> bool:
     return isinstance(statement, cst.Expr) and isinstance(statement.value, cst.Ellipsis)
 
 
+def may_be_broad(handler: HandlerFact, summary: ModuleSummary) -> bool:
+    return not handler.types or "?" in handler.types or any(summary.qualify(t) in BROAD for t in handler.types)
+
+
+def may_catch_cancellation(handler: HandlerFact, summary: ModuleSummary) -> bool:
+    return not handler.types or "?" in handler.types or any(summary.qualify(t) in CANCELLATION for t in handler.types)
+
+
 class HandlerRule(Rule):
     """Base for rules about except clauses: handlers are collected while visiting and
     checked in ``finish()``, when the parents of every node in the unit are known."""
@@ -233,6 +242,13 @@ class HandlerRule(Rule):
     def finish(self) -> None:
         for handler in self.handlers:
             self.check_handler(handler)
+
+    @classmethod
+    def relevant(cls, facts: UnitFacts | None, summary: ModuleSummary) -> bool:
+        """By default: some handler may be broad, or may catch cancellation in async code."""
+        return facts is None or any(
+            may_be_broad(h, summary) or (h.in_async and may_catch_cancellation(h, summary)) for h in facts.handlers
+        )
 
     def check_handler(self, handler: Handler) -> None:
         raise NotImplementedError

@@ -9,6 +9,7 @@ import libcst as cst
 from gap_ls.core.model import Family
 from gap_ls.core.nodes import body_statements, dotted_name, method_name, receiver, walk_body
 from gap_ls.core.rule import FixRequest
+from gap_ls.core.summary import ModuleSummary, UnitFacts
 from gap_ls.rules.errors.handlers import (
     Handler,
     HandlerRule,
@@ -179,6 +180,12 @@ class OperationalErrorToSuccess(HandlerRule):
     name = "operational-error-to-success"
     family = Family.SWALLOWED_ERROR
     title = "Operational failure turned into a success-shaped result"
+
+    @classmethod
+    def relevant(cls, facts: UnitFacts | None, summary: ModuleSummary) -> bool:
+        return facts is None or any(
+            "?" in h.types or any(is_operational(summary.qualify(t)) for t in h.types) for h in facts.handlers
+        )
 
     def check_handler(self, handler: Handler) -> None:
         context = self.context

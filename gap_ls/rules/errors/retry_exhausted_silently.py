@@ -8,6 +8,7 @@ from gap_ls.core.flow import Exit, block_exits
 from gap_ls.core.model import Family
 from gap_ls.core.nodes import body_statements
 from gap_ls.core.rule import FixRequest
+from gap_ls.core.summary import ModuleSummary, UnitFacts
 from gap_ls.rules.errors.handlers import (
     Handler,
     HandlerRule,
@@ -76,6 +77,10 @@ class RetryExhaustedSilently(HandlerRule):
     name = "retry-exhausted-silently"
     family = Family.SWALLOWED_ERROR
     title = "Retry loop can run out of attempts and return normally"
+
+    @classmethod
+    def relevant(cls, facts: UnitFacts | None, summary: ModuleSummary) -> bool:
+        return facts is None or any(h.in_loop for h in facts.handlers)
 
     def check_handler(self, handler: Handler) -> None:
         context = self.context
