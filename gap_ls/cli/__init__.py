@@ -186,6 +186,8 @@ def _analyze(
 
 
 def _display(path: Path) -> str:
+    if not path.is_absolute():
+        return str(path)  # as the user named it (and as discovery joined it), like ruff
     try:
         return str(path.resolve().relative_to(Path.cwd().resolve()))
     except ValueError:

@@ -59,12 +59,28 @@ def run(jobs: list[Job], workers: int, options: Options) -> list[Outcome]:
     if workers <= 1 or len(todo) < POOL_THRESHOLD:
         fresh = [check_one(job, options) for job in todo]
     else:
-        chunk = max(1, len(todo) // (workers * 8))
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            fresh = list(pool.map(check_one, todo, [options] * len(todo), chunksize=chunk))
+        fresh = _in_pool(todo, workers, options)
     for index, outcome in zip(missing, fresh, strict=True):
         outcomes[index] = outcome
     return [outcome for outcome in outcomes if outcome is not None]
+
+
+def _in_pool(todo: list[Job], workers: int, options: Options) -> list[Outcome]:
+    """Outcomes in the order of ``todo``. The largest files go first, in small chunks, so no
+    worker is left with a big file while the others are idle at the end."""
+    order = sorted(range(len(todo)), key=lambda i: -_size(todo[i].path))
+    chunk = max(1, len(todo) // (workers * 64))
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        done = pool.map(check_one, [todo[i] for i in order], [options] * len(todo), chunksize=chunk)
+        by_index = dict(zip(order, done, strict=True))
+    return [by_index[i] for i in range(len(todo))]
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0  # check_one reports why the file cannot be read
 
 
 def _cached(job: Job, options: Options) -> Outcome | None:

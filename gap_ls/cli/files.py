@@ -27,10 +27,15 @@ class SettingsResolver:
     warnings: list[str] = field(default_factory=list)
     _by_config: dict[Path | None, Settings] = field(default_factory=dict)
     _by_folder: dict[Path, Path | None] = field(default_factory=dict)
+    _by_raw_folder: dict[Path, Settings] = field(default_factory=dict)  # as given: skips resolve()
 
     def for_path(self, path: Path) -> Settings:
         folder = path if path.is_dir() else path.parent
-        folder = folder.resolve()
+        if folder not in self._by_raw_folder:
+            self._by_raw_folder[folder] = self._for_folder(folder.resolve())
+        return self._by_raw_folder[folder]
+
+    def _for_folder(self, folder: Path) -> Settings:
         if self.config_file is not None:
             config = self.config_file.resolve()
         elif folder in self._by_folder:
@@ -60,7 +65,7 @@ def discover(
     paths: list[str], resolver: SettingsResolver, force_exclude: bool, problems: list[Problem]
 ) -> Iterator[Path]:
     """Python files under ``paths``, each once; problems are appended, never raised."""
-    seen: set[Path] = set()
+    seen: set[tuple[int, int]] = set()
     for raw in paths:
         path = Path(raw)
         try:
@@ -79,18 +84,19 @@ def discover(
             yield from _once(path, seen, problems)
 
 
-def _once(path: Path, seen: set[Path], problems: list[Problem]) -> Iterator[Path]:
+def _once(path: Path, seen: set[tuple[int, int]], problems: list[Problem]) -> Iterator[Path]:
     try:
-        key = path.resolve(strict=True)
-    except (OSError, RuntimeError) as exc:  # RuntimeError: symlink loop on older Pythons
+        status = path.stat()  # follows symlinks: a file reached twice has one (device, inode)
+    except OSError as exc:  # e.g. ELOOP for a symlink loop
         problems.append(Problem(str(path), _describe(exc)))
         return
+    key = (status.st_dev, status.st_ino)
     if key not in seen:
         seen.add(key)
         yield path
 
 
-def _walk(root: Path, resolver: SettingsResolver, problems: list[Problem], seen: set[Path]) -> Iterator[Path]:
+def _walk(root: Path, resolver: SettingsResolver, problems: list[Problem], seen: set[tuple[int, int]]) -> Iterator[Path]:
     def on_error(exc: OSError) -> None:
         problems.append(Problem(exc.filename or str(root), _describe(exc)))
 

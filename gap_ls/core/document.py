@@ -67,7 +67,7 @@ class Segment:
     error: SourceSyntaxError | None = None  # a blanked broken block starts here (relative line)
     blanked: tuple[int, int] | None = None  # relative lines [start, end) blanked because they do not parse
 
-    def shifted(self, delta: int) -> "Segment":
+    def shifted(self, delta: int) -> Segment:
         return replace(self, start=self.start + delta, end=self.end + delta) if delta else self
 
     def unit(self) -> Unit:
@@ -104,7 +104,7 @@ class AnalysisDocument:
     _stale: tuple[Finding, ...] = ()
 
     @classmethod
-    def build(cls, text: str, settings: Settings, path: Path | None = None, resolver: Resolver | None = None) -> "AnalysisDocument":
+    def build(cls, text: str, settings: Settings, path: Path | None = None, resolver: Resolver | None = None) -> AnalysisDocument:
         document = cls(settings, path, resolver)
         document.update(split_lines(text))
         return document
@@ -236,8 +236,8 @@ class AnalysisDocument:
             self._module_key = module_key
             self._module_version += 1
         rules = registry.enabled_rules(self.settings, self.settings.ignored_for(self.path))
-        triggers = triggers_of([r for r in rules if not r.meta], summary)
         source = UnitSource("".join(self.lines), self.path, self.resolver)
+        triggers = _present(triggers_of([r for r in rules if not r.meta], summary), source.text)
         raw: list[Finding] = []
         self.units_analysed = 0
         live = set()
@@ -289,6 +289,18 @@ class AnalysisDocument:
         findings, dependencies = run_unit(unit, summary, self.settings, wanted, replace(source, line_offset=segment.start))
         keys = tuple((q, summary.functions[q].key() if q in summary.functions else None) for q in sorted(dependencies))
         return _Cached(tuple(findings), self._module_version, keys)
+
+
+def _present(triggers: dict, text: str) -> dict:
+    """The trigger words of each rule that occur in ``text`` at all; rules with none are left
+    out (a unit is searched only for words its file holds: most files hold few)."""
+    present: dict = {}
+    for rule, words in triggers.items():
+        if words is None:
+            present[rule] = None
+        elif found := tuple(w for w in words if w in text):
+            present[rule] = found
+    return present
 
 
 # -- cutting text into segments ------------------------------------------------------------------------
@@ -395,7 +407,7 @@ def _tile(
 
 def _segment(kind: str, lines: list[str], start: int, end: int, class_path: tuple[str, ...], facts=None) -> Segment:
     text = "".join(lines[start : end + 1])
-    suppressions = tuple(find_suppressions(text, split_lines(text)))
+    suppressions = tuple(find_suppressions(text))
     return Segment(kind, start, end, class_path, text, facts, suppressions=suppressions)
 
 

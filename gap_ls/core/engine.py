@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import libcst as cst
-from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
+from libcst.metadata import CodeRange
 
 from gap_ls.core import registry
 from gap_ls.core.model import Family, Finding, FixHint, Related, Span, Suppression
@@ -138,7 +138,7 @@ def _run_rules(
     reports = [report for instance in instances for report in instance.reports]
     if not reports:
         return [], context.dependencies
-    positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
+    positions = context.positions()
     by_code = {rule.code: rule for rule in rules}
     offset = unit.line_offset()
     findings = [_to_finding(report, by_code[report.code], positions, offset, context, settings) for report in reports]

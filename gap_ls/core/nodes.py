@@ -6,11 +6,25 @@ Pure functions over libcst nodes; no rule knowledge and no LSP.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 import libcst as cst
+from libcst.metadata import CodeRange, PositionProvider
 
 DEFINITIONS = (cst.FunctionDef, cst.ClassDef, cst.Lambda)
+
+
+def node_positions(module: cst.Module) -> Mapping[cst.CSTNode, CodeRange]:
+    """Every node's range, as libcst's ``PositionProvider`` computes it.
+
+    Run directly rather than through ``MetadataWrapper.resolve``, which also runs a batched
+    visit (for providers we do not use) that rebuilds every node of the tree and costs as much
+    as the code generation the positions come from. ``_gen_impl`` and ``_computed`` are
+    libcst's provider hooks; tests compare every finding's position, so a change there shows.
+    """
+    provider = PositionProvider()
+    provider._gen_impl(module)
+    return provider._computed
 
 
 def dotted_name(node: cst.CSTNode | None) -> str | None:

@@ -14,10 +14,9 @@ import re
 from dataclasses import dataclass
 
 import libcst as cst
-from libcst.metadata import MetadataWrapper, PositionProvider
 
 from gap_ls.core.model import Position, Span
-from gap_ls.core.nodes import call_name, dotted_name, keyword, string_value
+from gap_ls.core.nodes import call_name, dotted_name, keyword, node_positions, string_value
 from gap_ls.core.source import Unit
 from gap_ls.core.summary import LOCK_CONSTRUCTORS, ModuleSummary
 
@@ -36,7 +35,7 @@ KEY_ARGUMENTS = frozenset(
     {"idempotency_key", "IdempotencyKey", "MessageDeduplicationId", "ClientToken", "ClientRequestToken", "dedup_key"}
 )
 KEY_HEADERS = frozenset({"idempotency-key", "x-idempotency-key"})
-_LOCK_NAME = re.compile(r"lock|mutex|semaphore", re.I)
+_LOCK_NAME = re.compile(r"lock|mutex|semaphore", re.IGNORECASE)
 _ASYNC_LOCKS = ("asyncio.", "anyio.", "trio.")
 
 
@@ -53,7 +52,7 @@ def construct_note(unit: Unit | None, summary: ModuleSummary, position: Position
     if unit is None:
         return None
     module = cst.parse_module(unit.parse_text())
-    positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
+    positions = node_positions(module)
     offset = unit.line_offset()
     spans = {
         node: Span.of(r.start.line - 1 + offset, r.start.column, r.end.line - 1 + offset, r.end.column)

@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import libcst as cst
-from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
+from libcst.metadata import CodeRange
 
 from gap_ls.core.model import Family, Position, Severity
-from gap_ls.core.nodes import call_name, dotted_name
+from gap_ls.core.nodes import call_name, dotted_name, node_positions
 from gap_ls.core.resolve import ExternalFunction, Resolver
 from gap_ls.core.settings import Settings
 from gap_ls.core.source import Unit
@@ -119,8 +119,7 @@ class UnitContext:
         if self._stack:
             self._parents[id(node)] = self._stack[-1]
         self._stack.append(node)
-        if len(self._stack) > self.max_depth:
-            self.max_depth = len(self._stack)
+        self.max_depth = max(self.max_depth, len(self._stack))
 
     def leave(self, node: cst.CSTNode) -> None:
         self._stack.pop()
@@ -184,13 +183,18 @@ class UnitContext:
         return function is not None and function.asynchronous is not None
 
     # -- positions and other modules ------------------------------------------------------
+    def positions(self) -> Mapping[cst.CSTNode, CodeRange]:
+        """Ranges of the unit's nodes, in unit coordinates (computed once, on first use)."""
+        assert self.module is not None, "positions of a unit that was not parsed"
+        if self._positions is None:
+            self._positions = node_positions(self.module)
+        return self._positions
+
     def position_of(self, node: cst.CSTNode) -> Position | None:
         """Where ``node`` starts in the file (computed for this unit on first use only)."""
         if self.module is None:
             return None
-        if self._positions is None:
-            self._positions = MetadataWrapper(self.module, unsafe_skip_copy=True).resolve(PositionProvider)
-        code_range = self._positions.get(node)
+        code_range = self.positions().get(node)
         if code_range is None:
             return None
         line = code_range.start.line - 1 + self.unit.line_offset() + self.line_offset

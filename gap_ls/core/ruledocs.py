@@ -23,7 +23,7 @@ REQUIRED_SECTIONS = (
     "Use instead",
 )
 
-_HEADING = re.compile(r"^##\s+(.+?)\s*$", re.M)
+_HEADING = re.compile(r"^##\s+(.+?)\s*$", re.MULTILINE)
 
 # Where the generated rule pages are published (docs/rules/ of the repository).
 DOCS_URI = "https://github.com/gap-ls/gap-ls/blob/main/docs/rules/{code}.md"

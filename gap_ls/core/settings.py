@@ -9,6 +9,7 @@ rules: codes are checked against the registry by the caller.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -79,7 +80,7 @@ class Settings:
         if self.root is None:
             return None
         try:
-            return PurePosixPath(path.resolve().relative_to(self.root.resolve()).as_posix())
+            return PurePosixPath(path.resolve().relative_to(_resolved(self.root)).as_posix())
         except ValueError:
             return None
 
@@ -90,6 +91,8 @@ class Settings:
         gap-ls never excludes what it was explicitly asked to check, so only the
         part of ``path`` below ``explicit`` is matched.
         """
+        if not self.exclude:
+            return False
         relative = self.relative_path(path)
         target = relative if relative is not None else PurePosixPath(path.as_posix())
         skip = 0
@@ -107,6 +110,11 @@ class Settings:
             if _glob_matches(relative, pattern):
                 codes.extend(pattern_codes)
         return tuple(codes)
+
+
+@functools.lru_cache(maxsize=64)
+def _resolved(root: Path) -> Path:
+    return root.resolve()
 
 
 def _glob_matches(path: PurePath, pattern: str, skip: int = 0) -> bool:

@@ -125,6 +125,10 @@ class HandlerFact:
     types: tuple[str, ...]  # dotted names as written; () for a bare `except:`
     in_loop: bool  # its try sits directly in a for/while body
     in_async: bool  # inside an `async def`
+    # A body without branches leaves by its first raise/return/continue/break (that word), or
+    # falls through (""); "" also when the body branches and the way out is not known.
+    ends: str = ""
+    try_exits: bool = True  # the try's body or else holds a `return` or `break` (as a retry's does)
 
 
 @dataclass(frozen=True)
@@ -352,6 +356,33 @@ def unit_facts(
     )
 
 
+_EXIT_WORDS = {ast.Raise: "raise", ast.Return: "return", ast.Continue: "continue", ast.Break: "break"}
+
+
+def _straight_line_end(body: list[ast.stmt]) -> str:
+    """How a block without branches is left: its first exit statement, or "" (falls through,
+    or branches)."""
+    if not all(_is_simple(s) for s in body):
+        return ""
+    return next((_EXIT_WORDS[type(s)] for s in body if type(s) in _EXIT_WORDS), "")
+
+
+def _is_simple(statement: ast.stmt) -> bool:
+    return not hasattr(statement, "body") and not hasattr(statement, "cases")
+
+
+def _holds_exit(statements: list[ast.stmt]) -> bool:
+    """A `return` or `break` anywhere in these statements, outside nested definitions."""
+    for statement in statements:
+        if isinstance(statement, (ast.Return, ast.Break)):
+            return True
+        if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            continue
+        if _holds_exit(list(_child_statements(statement))):
+            return True
+    return False
+
+
 def _scan_statements(
     statements: Iterable[ast.stmt], in_loop: bool, in_async: bool, handlers: list[HandlerFact], with_calls: set[str]
 ) -> None:
@@ -362,7 +393,9 @@ def _scan_statements(
                 types = () if handler.type is None else _raw_names(
                     handler.type.elts if isinstance(handler.type, ast.Tuple) else [handler.type]
                 )
-                handlers.append(HandlerFact(types or (("?",) if handler.type is not None else ()), in_loop, in_async))
+                caught = types or (("?",) if handler.type is not None else ())
+                try_exits = _holds_exit([*node.body, *node.orelse])
+                handlers.append(HandlerFact(caught, in_loop, in_async, _straight_line_end(handler.body), try_exits))
         elif isinstance(node, (ast.With, ast.AsyncWith)):
             for item in node.items:
                 if isinstance(item.context_expr, ast.Call) and (name := dotted(item.context_expr.func)):
@@ -513,9 +546,7 @@ class _Collector:
                     self.thread_calls.append((name, target))
             if len(call.args) > 1 and name.endswith("Timer") and (target := dotted(call.args[1])):
                 self.thread_calls.append((name, target))
-        if method in {"submit", "map"} and call.args and (target := dotted(call.args[0])):
-            self.executor_jobs.add(target)
-        elif method == "run_in_executor" and len(call.args) > 1 and (target := dotted(call.args[1])):
+        if method in {"submit", "map"} and call.args and (target := dotted(call.args[0])) or method == "run_in_executor" and len(call.args) > 1 and (target := dotted(call.args[1])):
             self.executor_jobs.add(target)
 
     def _observe(self, node: ast.AST) -> None:

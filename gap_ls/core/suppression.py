@@ -15,19 +15,24 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
 from gap_ls.core.model import Finding, Span, Suppression
+from gap_ls.core.source import split_lines
 
 # A directive starts the comment or follows whitespace after another directive, so a comment
 # that quotes the syntax in backticks is not one.
 _GAP_IGNORE = re.compile(r"(?<!\S)#\s*gap:\s*ignore\b(?:\[(?P<codes>[^\]]*)\])?(?P<reason>.*)$")
-_NOQA = re.compile(r"(?<!\S)#\s*noqa\s*:\s*(?P<codes>[A-Za-z]+[0-9]+(?:[\s,]+[A-Za-z]+[0-9]+)*)(?P<reason>.*)$", re.I)
+_NOQA = re.compile(r"(?<!\S)#\s*noqa\s*:\s*(?P<codes>[A-Za-z]+[0-9]+(?:[\s,]+[A-Za-z]+[0-9]+)*)(?P<reason>.*)$", re.IGNORECASE)
 _CODE = re.compile(r"^GAP\d{3}$")
 # Cheap pre-check so files without suppressions are never tokenized.
-_CANDIDATE = re.compile(r"gap:\s*ignore|noqa\s*:[^#\n]*GAP", re.I)
+_CANDIDATE = re.compile(r"gap:\s*ignore|noqa\s*:[^#\n]*GAP", re.IGNORECASE)
 
 
-def find_suppressions(text: str, lines: Sequence[str]) -> list[Suppression]:
-    if not _CANDIDATE.search(text):
+def find_suppressions(text: str, lines: Sequence[str] | None = None) -> list[Suppression]:
+    """Suppression comments in ``text`` (``lines``: its lines, if the caller has them split)."""
+    # Every directive names "gap" in some case; a substring test is far cheaper than the regex.
+    if "gap" not in text.lower() or not _CANDIDATE.search(text):
         return []
+    if lines is None:
+        lines = split_lines(text)
     comments = _comments(text, lines)
     found: list[Suppression] = []
     for line, column, comment in comments:

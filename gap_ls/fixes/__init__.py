@@ -10,8 +10,8 @@ rule, after the real fixes. Pure: no LSP types.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import libcst as cst
 
@@ -68,4 +68,4 @@ _TRANSFORMS: dict[str, Transform] = {
     "raise-after-retries": lambda tree, additions, hint: raise_after_retries(tree, additions, hint.target),
 }
 
-__all__ = ["FixAction", "FixContext", "FixNotApplicable", "actions_for", "compute_edits", "SUPPRESS"]
+__all__ = ["SUPPRESS", "FixAction", "FixContext", "FixNotApplicable", "actions_for", "compute_edits"]

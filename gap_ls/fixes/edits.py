@@ -15,9 +15,10 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 import libcst as cst
-from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
+from libcst.metadata import CodeRange
 
 from gap_ls.core.model import Position, Span, TextEdit
+from gap_ls.core.nodes import node_positions
 from gap_ls.core.source import MEMBER_HEADER, SourceSyntaxError, Unit, parse_module, split_lines
 from gap_ls.core.summary import ModuleSummary, summarize
 
@@ -94,7 +95,7 @@ def load_unit(text: str, line: int, context: FixContext | None = None) -> UnitTr
     if unit is None:
         raise FixNotApplicable(f"line {line + 1} is not inside a statement")
     module = cst.parse_module(unit.parse_text())
-    positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
+    positions = node_positions(module)
     units = context.units
     return UnitTree(lines, context.summary, unit, module, positions, lambda: _insertion_line(units))
 

@@ -12,7 +12,7 @@ raise` clause is inserted before it instead.
 from __future__ import annotations
 
 import re
-from typing import Callable
+from collections.abc import Callable
 
 import libcst as cst
 

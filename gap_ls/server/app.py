@@ -421,4 +421,4 @@ def main_tcp(host: str, port: int) -> None:
     server.start_tcp(host, port)
 
 
-__all__ = ["server", "GapServer", "main_stdio", "main_tcp"]
+__all__ = ["GapServer", "main_stdio", "main_tcp", "server"]

@@ -59,7 +59,7 @@ class Document:
     _text: str | None = field(default=None, repr=False)
 
     @classmethod
-    def open(cls, uri: str, version: int, text: str, path: Path | None, language_id: str = "python") -> "Document":
+    def open(cls, uri: str, version: int, text: str, path: Path | None, language_id: str = "python") -> Document:
         return cls(uri=uri, version=version, lines=split_lines(text), path=path, language_id=language_id, _text=text)
 
     @property

@@ -11,9 +11,10 @@ it. Mutated only on the event loop; analysis threads get frozen Settings.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from lsprotocol import types
 from pygls.uris import to_fs_path
@@ -42,7 +43,7 @@ class ClientFeatures:
     watch_files: bool = False
 
     @classmethod
-    def of(cls, capabilities: types.ClientCapabilities) -> "ClientFeatures":
+    def of(cls, capabilities: types.ClientCapabilities) -> ClientFeatures:
         text = capabilities.text_document
         workspace = capabilities.workspace
         publish = text.publish_diagnostics if text else None

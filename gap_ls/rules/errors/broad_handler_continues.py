@@ -6,6 +6,7 @@ import libcst as cst
 
 from gap_ls.core.model import Family
 from gap_ls.rules.errors.handlers import (
+    CAN_CONTINUE,
     Handler,
     HandlerFacts,
     HandlerRule,
@@ -93,6 +94,7 @@ class BroadHandlerContinues(HandlerRule):
     """
 
     code = "GAP101"
+    flagged_ends = CAN_CONTINUE
     name = "broad-handler-continues"
     family = Family.SWALLOWED_ERROR
     title = "Broad handler lets execution continue after an error"

@@ -21,6 +21,7 @@ from gap_ls.rules.errors.handlers import (
     is_error_boundary,
     may_be_broad,
     only_imports,
+    open_handlers,
 )
 
 SUPPRESSORS = frozenset({"contextlib.suppress"})
@@ -72,6 +73,7 @@ class BroadSuppress(HandlerRule):
     family = Family.SWALLOWED_ERROR
     title = "Broad suppression drops every error without a trace"
     triggers = ("except", "suppress")
+    flagged_ends = frozenset({""})  # `pass` only
 
     def visit_With(self, node: cst.With) -> None:
         for item in node.items:
@@ -86,7 +88,7 @@ class BroadSuppress(HandlerRule):
     def relevant(cls, facts: UnitFacts | None, summary: ModuleSummary) -> bool:
         if facts is None or any(summary.qualify(c) in SUPPRESSORS for c in facts.with_calls):
             return True
-        return any(may_be_broad(h, summary) for h in facts.handlers)
+        return any(may_be_broad(h, summary) for h in open_handlers(facts, cls.flagged_ends))
 
     def check_handler(self, handler: Handler) -> None:
         context = self.context

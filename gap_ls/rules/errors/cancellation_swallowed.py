@@ -8,7 +8,15 @@ from gap_ls.core.model import Family
 from gap_ls.core.nodes import body_statements, dotted_name, method_name, receiver, walk, walk_body
 from gap_ls.core.rule import FixRequest
 from gap_ls.core.summary import ModuleSummary, UnitFacts
-from gap_ls.rules.errors.handlers import Handler, HandlerRule, Shape, classify, handler_facts, may_catch_cancellation
+from gap_ls.rules.errors.handlers import (
+    Handler,
+    HandlerRule,
+    Shape,
+    classify,
+    handler_facts,
+    may_catch_cancellation,
+    open_handlers,
+)
 
 
 class CancellationSwallowed(HandlerRule):
@@ -71,7 +79,7 @@ class CancellationSwallowed(HandlerRule):
 
     @classmethod
     def relevant(cls, facts: UnitFacts | None, summary: ModuleSummary) -> bool:
-        return facts is None or any(h.in_async and may_catch_cancellation(h, summary) for h in facts.handlers)
+        return facts is None or any(h.in_async and may_catch_cancellation(h, summary) for h in open_handlers(facts, cls.flagged_ends))
 
     def check_handler(self, handler: Handler) -> None:
         context = self.context

@@ -16,6 +16,7 @@ import enum
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import libcst as cst
 
@@ -87,8 +88,8 @@ MESSAGE_REPORTERS = frozenset({"sentry_sdk.capture_message", "rollbar.report_mes
 PRINTERS = frozenset({"builtins.print", "click.echo", "click.secho", "typer.echo", "typer.secho", "sys.stderr.write"})
 
 _LOGGER_NAME = re.compile(r"^_*(log|logger|logging|LOG|LOGGER|Log|Logger)$|(_log|_logger|Logger|LOGGER|logger)$")
-_FAILURE_WORD = re.compile(r"fail|error|err\b|errs\b|nack|reject|dead|problem|invalid|broken|skipped|bad_", re.I)
-_STATUS_WORD = re.compile(r"fail|error|err\b|abort|cancel|reject", re.I)
+_FAILURE_WORD = re.compile(r"fail|error|err\b|errs\b|nack|reject|dead|problem|invalid|broken|skipped|bad_", re.IGNORECASE)
+_STATUS_WORD = re.compile(r"fail|error|err\b|abort|cancel|reject", re.IGNORECASE)
 _CLEANUP_FUNCTION = re.compile(
     r"^(__exit__|__aexit__|__del__|close|aclose|cleanup|clean_up|shutdown|stop|teardown|tear_down|tearDown|"
     r"dispose|release|disconnect|terminate|_?cleanup.*|_?close.*|.*_cleanup|.*_close|.*_shutdown|.*_teardown)$"
@@ -99,7 +100,7 @@ _CLEANUP_CALLS = frozenset(
 _OBVIOUS_COMMENT_WORDS = frozenset(
     ["ignore", "ignored", "ignoring", "errors", "error", "exception", "exceptions", "silently", "skip", "pass", "do", "nothing", "it", "the", "any", "all", "swallow", "here", "just", "this"]
 )
-_TOOL_DIRECTIVE = re.compile(r"^(noqa\b|type:|pragma\b|nosec\b|gap:|pylint:|ruff:|fmt:|todo\b|fixme\b|xxx\b|hack\b)", re.I)
+_TOOL_DIRECTIVE = re.compile(r"^(noqa\b|type:|pragma\b|nosec\b|gap:|pylint:|ruff:|fmt:|todo\b|fixme\b|xxx\b|hack\b)", re.IGNORECASE)
 _HTTP_ERROR_NAMES = re.compile(r"HTTP_(4|5)\d\d|BAD_REQUEST|INTERNAL_SERVER_ERROR|SERVICE_UNAVAILABLE|BAD_GATEWAY|GATEWAY_TIMEOUT|NOT_FOUND|FORBIDDEN|UNAUTHORIZED|CONFLICT|UNPROCESSABLE")
 _ERROR_RESPONSE = re.compile(r"(Error|Failure|Failed|Err|Fail|BadRequest|NotFound|Forbidden|Unauthorized|Problem)\w*$")
 _DEFAULT_CONSTANT = re.compile(r"^_?(DEFAULT|EMPTY|NULL|NO|BLANK|FALLBACK|PLACEHOLDER|DUMMY)_[A-Z0-9_]+$")
@@ -215,6 +216,17 @@ def _is_pass(statement: cst.CSTNode) -> bool:
     return isinstance(statement, cst.Expr) and isinstance(statement.value, cst.Ellipsis)
 
 
+# How a handler without branches can end, for the rules that look at each shape.
+CAN_CONTINUE = frozenset({"", "continue", "break"})  # lets the program go on past the handler
+CAN_DEFAULT = frozenset({"", "return"})  # may return or fall through to a default
+NOT_RAISING = CAN_CONTINUE | CAN_DEFAULT
+
+
+def open_handlers(facts: UnitFacts, ends: frozenset[str] = NOT_RAISING) -> list[HandlerFact]:
+    """The unit's handlers that may end in one of ``ends`` (a cheap filter before parsing)."""
+    return [h for h in facts.handlers if h.ends in ends]
+
+
 def may_be_broad(handler: HandlerFact, summary: ModuleSummary) -> bool:
     return not handler.types or "?" in handler.types or any(summary.qualify(t) in BROAD for t in handler.types)
 
@@ -228,6 +240,8 @@ class HandlerRule(Rule):
     checked in ``finish()``, when the parents of every node in the unit are known."""
 
     triggers = ("except",)
+    # The ways out of a handler without branches that this rule can flag (see `open_handlers`).
+    flagged_ends: ClassVar[frozenset[str]] = NOT_RAISING
 
     def __init__(self, context: UnitContext) -> None:
         super().__init__(context)
@@ -247,7 +261,8 @@ class HandlerRule(Rule):
     def relevant(cls, facts: UnitFacts | None, summary: ModuleSummary) -> bool:
         """By default: some handler may be broad, or may catch cancellation in async code."""
         return facts is None or any(
-            may_be_broad(h, summary) or (h.in_async and may_catch_cancellation(h, summary)) for h in facts.handlers
+            may_be_broad(h, summary) or (h.in_async and may_catch_cancellation(h, summary))
+            for h in open_handlers(facts, cls.flagged_ends)
         )
 
     def check_handler(self, handler: Handler) -> None:
@@ -470,7 +485,7 @@ def _records_status(target: str, value: cst.BaseExpression, exception_name: str 
         return True  # Status.FAILED, JobState.ERROR
     if isinstance(value, cst.Name) and value.value in {"True", "False"}:
         last = re.split(r"[.\[]", target)[-1]
-        return bool(re.search(r"fail|error|err\b|ok\b|success|succeeded|healthy|degraded", last, re.I))
+        return bool(re.search(r"fail|error|err\b|ok\b|success|succeeded|healthy|degraded", last, re.IGNORECASE))
     return False
 
 
@@ -734,7 +749,7 @@ def explanatory_comment(handler: Handler) -> str | None:
     return None
 
 
-_RETRY_ITER = re.compile(r"attempt|retr|tries|try|backoff|delay|wait|sleep|interval", re.I)
+_RETRY_ITER = re.compile(r"attempt|retr|tries|try|backoff|delay|wait|sleep|interval", re.IGNORECASE)
 
 
 @dataclass(frozen=True)

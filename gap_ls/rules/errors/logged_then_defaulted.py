@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from gap_ls.core.model import Family
 from gap_ls.rules.errors.handlers import (
+    CAN_DEFAULT,
     Default,
     Handler,
     HandlerFacts,
@@ -77,6 +78,7 @@ class LoggedThenDefaulted(HandlerRule):
     """
 
     code = "GAP102"
+    flagged_ends = CAN_DEFAULT
     name = "logged-then-defaulted"
     family = Family.SWALLOWED_ERROR
     title = "Broad handler logs, then returns a success-shaped default"

@@ -11,12 +11,14 @@ from gap_ls.core.nodes import body_statements, dotted_name, method_name, receive
 from gap_ls.core.rule import FixRequest
 from gap_ls.core.summary import ModuleSummary, UnitFacts
 from gap_ls.rules.errors.handlers import (
+    CAN_DEFAULT,
     Handler,
     HandlerRule,
     Shape,
     classify,
     default_is_contract,
     handler_facts,
+    open_handlers,
     success_default,
 )
 
@@ -105,7 +107,7 @@ ABSENCE = frozenset(
 _NOT_OPERATIONAL_NAME = re.compile(
     r"NotFound|DoesNotExist|NoSuch|Invalid|Validation|JSONDecode|MultipleObjects|Unknown\w*Error$|Missing\w*Error$"
 )
-_CACHE_NAME = re.compile(r"cache|redis|memcache", re.I)
+_CACHE_NAME = re.compile(r"cache|redis|memcache", re.IGNORECASE)
 _READ_METHODS = frozenset({"get", "mget", "hget", "hgetall", "get_many", "exists", "ttl", "smembers", "lrange", "zrange"})
 
 
@@ -177,6 +179,7 @@ class OperationalErrorToSuccess(HandlerRule):
     """
 
     code = "GAP106"
+    flagged_ends = CAN_DEFAULT
     name = "operational-error-to-success"
     family = Family.SWALLOWED_ERROR
     title = "Operational failure turned into a success-shaped result"
@@ -184,7 +187,7 @@ class OperationalErrorToSuccess(HandlerRule):
     @classmethod
     def relevant(cls, facts: UnitFacts | None, summary: ModuleSummary) -> bool:
         return facts is None or any(
-            "?" in h.types or any(is_operational(summary.qualify(t)) for t in h.types) for h in facts.handlers
+            "?" in h.types or any(is_operational(summary.qualify(t)) for t in h.types) for h in open_handlers(facts, cls.flagged_ends)
         )
 
     def check_handler(self, handler: Handler) -> None:

@@ -10,6 +10,7 @@ from gap_ls.core.nodes import body_statements
 from gap_ls.core.rule import FixRequest
 from gap_ls.core.summary import ModuleSummary, UnitFacts
 from gap_ls.rules.errors.handlers import (
+    CAN_CONTINUE,
     Handler,
     HandlerRule,
     Shape,
@@ -19,6 +20,7 @@ from gap_ls.rules.errors.handlers import (
     is_failure_value,
     loop_can_exhaust,
     next_step,
+    open_handlers,
     retry_loop_of,
 )
 
@@ -74,13 +76,14 @@ class RetryExhaustedSilently(HandlerRule):
     """
 
     code = "GAP105"
+    flagged_ends = CAN_CONTINUE
     name = "retry-exhausted-silently"
     family = Family.SWALLOWED_ERROR
     title = "Retry loop can run out of attempts and return normally"
 
     @classmethod
     def relevant(cls, facts: UnitFacts | None, summary: ModuleSummary) -> bool:
-        return facts is None or any(h.in_loop for h in facts.handlers)
+        return facts is None or any(h.in_loop and h.try_exits for h in open_handlers(facts, cls.flagged_ends))
 
     def check_handler(self, handler: Handler) -> None:
         context = self.context

@@ -16,8 +16,8 @@ TASK_FACTORIES = frozenset({"asyncio.create_task", "asyncio.ensure_future", "asy
 THREADS = frozenset({"threading.Thread", "threading.Timer"})
 GATHER = frozenset({"asyncio.gather"})
 TASK_GROUP_FACTORIES = re.compile(r"(TaskGroup|create_task_group|open_nursery|Nursery)$")
-_EXECUTOR_NAME = re.compile(r"executor|pool|workers", re.I)
-_TASK_GROUP_NAME = re.compile(r"^(tg|task_group|taskgroup|nursery|group)$", re.I)
+_EXECUTOR_NAME = re.compile(r"executor|pool|workers", re.IGNORECASE)
+_TASK_GROUP_NAME = re.compile(r"^(tg|task_group|taskgroup|nursery|group)$", re.IGNORECASE)
 # Calls that consume a task's or future's outcome when given it.
 OBSERVING_CALLS = frozenset({"gather", "wait", "as_completed", "wait_for", "shield", "run_until_complete", "result"})
 # Calls that take a task without observing it.
