@@ -3,9 +3,10 @@ with `ruff check` and `pylint` restricted to the rules of the same families.
 
 The tree defaults to the standard library of the running Python (nothing third-party needed);
 `--tree` points elsewhere (an installed package such as Django). Reports lines per second and
-the ratios, then one JSON line.
+the ratios, then one JSON line. Every time is the median of ``--repeat`` runs (each cold run
+starts from an empty cache).
 
-    python benchmarks/throughput.py [--tree PATH] [--jobs N] [--skip-pylint]
+    python benchmarks/throughput.py [--tree PATH] [--jobs N] [--repeat N] [--skip-pylint]
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import sysconfig
@@ -50,10 +52,15 @@ def timed(command: list[str], cwd: Path) -> float:
     return elapsed
 
 
+def median_time(command: list[str], cwd: Path, repeat: int) -> float:
+    return statistics.median(timed(command, cwd) for _ in range(repeat))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tree", type=Path, default=Path(sysconfig.get_paths()["stdlib"]))
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--skip-pylint", action="store_true")
     args = parser.parse_args()
 
@@ -68,14 +75,20 @@ def main() -> int:
         listing.write_text("\n".join(relative))
         gap = [sys.executable, "-m", "gap_ls", "check", "--exit-zero", "--jobs", str(args.jobs), "tree"]
         results = {"files": len(files), "lines": lines}
-        results["gap-ls cold"] = timed(gap, work)  # empty cache: every file analysed (and cached)
-        results["gap-ls warm"] = timed(gap, work)  # every file from the cache
-        results["gap-ls cold, 1 job"] = timed([*gap[:-1], "--no-cache", "--jobs", "1", "tree"], work)
-        results["ruff"] = timed([sys.executable, "-m", "ruff", "check", "--no-cache", "--isolated", "--select", RUFF_RULES,
-                                 "--exit-zero", "tree"], work)
+        cold, warm = [], []
+        for _ in range(args.repeat):
+            shutil.rmtree(work / ".gap_ls_cache", ignore_errors=True)
+            cold.append(timed(gap, work))  # empty cache: every file analysed (and cached)
+            warm.append(timed(gap, work))  # every file from the cache
+        results["gap-ls cold"] = statistics.median(cold)
+        results["gap-ls warm"] = statistics.median(warm)
+        results["gap-ls cold, 1 job"] = median_time([*gap[:-1], "--no-cache", "--jobs", "1", "tree"], work, args.repeat)
+        ruff = [sys.executable, "-m", "ruff", "check", "--no-cache", "--isolated", "--select", RUFF_RULES, "--exit-zero", "tree"]
+        results["ruff"] = median_time(ruff, work, args.repeat)
         if not args.skip_pylint:
-            results["pylint"] = timed([sys.executable, "-m", "pylint", "--disable=all", f"--enable={PYLINT_RULES}",
-                                       f"--jobs={args.jobs}", "--exit-zero", "tree"], work)
+            pylint = [sys.executable, "-m", "pylint", "--disable=all", f"--enable={PYLINT_RULES}", f"--jobs={args.jobs}",
+                      "--exit-zero", "tree"]
+            results["pylint"] = median_time(pylint, work, args.repeat)
 
     print(f"{len(files)} files, {lines} lines (from {args.tree})")
     print(f"{'tool':<22} {'seconds':>8} {'lines/s':>10}")
