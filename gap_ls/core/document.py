@@ -277,11 +277,11 @@ class AnalysisDocument:
 
     def _run(self, segment: Segment, summary: ModuleSummary, triggers: dict, source: UnitSource) -> _Cached:
         facts = segment.facts if isinstance(segment.facts, UnitFacts) else None
-        wanted: list[type[Rule]] = [
-            rule
-            for rule, words in triggers.items()
-            if (words is None or any(w in segment.text for w in words)) and rule.relevant(facts, summary)
-        ]
+        wanted: list[type[Rule]] = []
+        for rule, words in triggers.items():
+            found = () if words is None else tuple(w for w in words if w in segment.text)
+            if (words is None or found) and rule.relevant(facts, summary, found):
+                wanted.append(rule)
         if not wanted:
             return _Cached((), self._module_version, ())
         self.units_analysed += 1

@@ -287,9 +287,10 @@ class Rule(cst.BatchableCSTVisitor):
         """Called after the traversal of a unit, when every node's parent is known."""
 
     @classmethod
-    def relevant(cls, facts: UnitFacts | None, summary: ModuleSummary) -> bool:
+    def relevant(cls, facts: UnitFacts | None, summary: ModuleSummary, found: tuple[str, ...] = ()) -> bool:
         """Whether a unit with these facts can hold anything for this rule (a cheap filter run
-        before libcst parses the unit); facts None means unknown."""
+        before libcst parses the unit); facts None means unknown. ``found``: the rule's trigger
+        words (or their import aliases) that occur in the unit."""
         return True
 
     @classmethod

@@ -85,7 +85,7 @@ class BroadSuppress(HandlerRule):
                 self._report_suppress(node, call, broad[0].value)
 
     @classmethod
-    def relevant(cls, facts: UnitFacts | None, summary: ModuleSummary) -> bool:
+    def relevant(cls, facts: UnitFacts | None, summary: ModuleSummary, found: tuple[str, ...] = ()) -> bool:
         if facts is None or any(summary.qualify(c) in SUPPRESSORS for c in facts.with_calls):
             return True
         return any(may_be_broad(h, summary) for h in open_handlers(facts, cls.flagged_ends))

@@ -78,7 +78,7 @@ class CancellationSwallowed(HandlerRule):
     title = "Async code swallows cancellation"
 
     @classmethod
-    def relevant(cls, facts: UnitFacts | None, summary: ModuleSummary) -> bool:
+    def relevant(cls, facts: UnitFacts | None, summary: ModuleSummary, found: tuple[str, ...] = ()) -> bool:
         return facts is None or any(h.in_async and may_catch_cancellation(h, summary) for h in open_handlers(facts, cls.flagged_ends))
 
     def check_handler(self, handler: Handler) -> None:

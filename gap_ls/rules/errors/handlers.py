@@ -258,7 +258,7 @@ class HandlerRule(Rule):
             self.check_handler(handler)
 
     @classmethod
-    def relevant(cls, facts: UnitFacts | None, summary: ModuleSummary) -> bool:
+    def relevant(cls, facts: UnitFacts | None, summary: ModuleSummary, found: tuple[str, ...] = ()) -> bool:
         """By default: some handler may be broad, or may catch cancellation in async code."""
         return facts is None or any(
             may_be_broad(h, summary) or (h.in_async and may_catch_cancellation(h, summary))

@@ -185,7 +185,7 @@ class OperationalErrorToSuccess(HandlerRule):
     title = "Operational failure turned into a success-shaped result"
 
     @classmethod
-    def relevant(cls, facts: UnitFacts | None, summary: ModuleSummary) -> bool:
+    def relevant(cls, facts: UnitFacts | None, summary: ModuleSummary, found: tuple[str, ...] = ()) -> bool:
         return facts is None or any(
             "?" in h.types or any(is_operational(summary.qualify(t)) for t in h.types) for h in open_handlers(facts, cls.flagged_ends)
         )

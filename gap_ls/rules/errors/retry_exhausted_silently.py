@@ -82,7 +82,7 @@ class RetryExhaustedSilently(HandlerRule):
     title = "Retry loop can run out of attempts and return normally"
 
     @classmethod
-    def relevant(cls, facts: UnitFacts | None, summary: ModuleSummary) -> bool:
+    def relevant(cls, facts: UnitFacts | None, summary: ModuleSummary, found: tuple[str, ...] = ()) -> bool:
         return facts is None or any(h.in_loop and h.try_exits for h in open_handlers(facts, cls.flagged_ends))
 
     def check_handler(self, handler: Handler) -> None:

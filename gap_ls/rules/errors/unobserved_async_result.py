@@ -10,7 +10,7 @@ import libcst as cst
 from gap_ls.core.model import Family
 from gap_ls.core.nodes import call_name, dotted_name, keyword, method_name, receiver, walk
 from gap_ls.core.rule import FixRequest, Rule, UnitContext
-from gap_ls.core.summary import FunctionInfo
+from gap_ls.core.summary import FunctionInfo, ModuleSummary, UnitFacts
 
 TASK_FACTORIES = frozenset({"asyncio.create_task", "asyncio.ensure_future", "asyncio.tasks.create_task"})
 THREADS = frozenset({"threading.Thread", "threading.Timer"})
@@ -124,6 +124,15 @@ class UnobservedAsyncResult(Rule):
     def __init__(self, context: UnitContext) -> None:
         super().__init__(context)
         self.candidates: list[Candidate] = []
+
+    @classmethod
+    def relevant(cls, facts: UnitFacts | None, summary: ModuleSummary, found: tuple[str, ...] = ()) -> bool:
+        """"Thread" and "Timer" occur in many units that start no thread (`ThreadPoolExecutor`,
+        `threading.Thread` subclasses, imports); a thread is a candidate only with a target,
+        which the unit's facts record."""
+        if facts is None or not found or facts.thread_calls:
+            return True
+        return not all(_names_thread_class(word, summary) for word in found)
 
     def visit_Call(self, node: cst.Call) -> None:
         candidate = self._candidate(node)
@@ -459,3 +468,11 @@ def _checks_for_exceptions(function: cst.FunctionDef) -> bool:
             if re.search(r"Exception|Error|BaseException", text):
                 return True
     return False
+
+
+def _names_thread_class(word: str, summary: ModuleSummary) -> bool:
+    """``word`` is "Thread"/"Timer", or an import alias of a name holding one of them."""
+    return word in _THREAD_WORDS or any(w in summary.imports.get(word, "") for w in _THREAD_WORDS)
+
+
+_THREAD_WORDS = ("Thread", "Timer")
