@@ -233,9 +233,15 @@ def _make_folder(folder: Path) -> None:
 @functools.cache  # once per cache and process
 def _mark_cache_root(root: Path) -> None:
     """Keep the cache out of git and backups, as ruff does."""
-    ignore = root / ".gitignore"
-    if not ignore.exists():
-        ignore.write_text("# Automatically created by gap-ls.\n*\n", encoding="utf-8")
-    tag = root / "CACHEDIR.TAG"
-    if not tag.exists():
-        tag.write_text("Signature: 8a477f597d28d172789f06886806bc55\n# Created by gap-ls.\n", encoding="utf-8")
+    _create_once(root / ".gitignore", "# Automatically created by gap-ls.\n*\n")
+    _create_once(root / "CACHEDIR.TAG", "Signature: 8a477f597d28d172789f06886806bc55\n# Created by gap-ls.\n")
+
+
+def _create_once(path: Path, text: str) -> None:
+    """Write ``path`` unless it exists. Workers (and concurrent runs) race to do this, so the
+    file is created with mode "x": exactly one writer wins, the others find it there."""
+    try:
+        with path.open("x", encoding="utf-8") as stream:
+            stream.write(text)
+    except FileExistsError:
+        pass  # another worker created it, with the same content

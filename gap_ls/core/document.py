@@ -31,6 +31,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from gap_ls.core import registry
+from gap_ls.core.concurrency import UnitFlow
 from gap_ls.core.engine import Analysis, UnitSource, finish_analysis, run_unit, syntax_findings, triggers_of
 from gap_ls.core.model import Finding, Suppression
 from gap_ls.core.resolve import Resolver
@@ -80,7 +81,7 @@ class _Cached:
 
     findings: tuple[Finding, ...]
     module_version: int
-    dependencies: tuple[tuple[str, tuple | None], ...]
+    dependencies: tuple[tuple[tuple, object], ...]  # (ModuleSummary.fact key, the value read)
 
 
 class _NeedsPrevious(Exception):
@@ -99,6 +100,7 @@ class AnalysisDocument:
     _starts: list[int] = field(default_factory=list)
     _cache: dict[tuple[tuple[str, ...], str], _Cached] = field(default_factory=dict)
     _facts: dict[tuple[tuple[str, ...], str], UnitFacts] = field(default_factory=dict)
+    _flows: dict[tuple[tuple[str, ...], str], UnitFlow] = field(default_factory=dict)  # see ModuleSummary.concurrency
     _module_key: tuple | None = None
     _module_version: int = 0
     _stale: tuple[Finding, ...] = ()
@@ -231,6 +233,8 @@ class AnalysisDocument:
             [s.facts for s in unit_segments if isinstance(s.facts, UnitFacts)],
             [s.facts for s in self.segments if s.kind == "header" and isinstance(s.facts, ClassFacts)],
         )
+        summary.sources = tuple((s.class_path, s.text) for s in unit_segments)
+        summary.flow_cache = self._flows
         module_key = summary.module_key()
         if module_key != self._module_key:
             self._module_key = module_key
@@ -253,6 +257,8 @@ class AnalysisDocument:
             del self._cache[key]
         for key in [k for k in self._facts if k not in live]:
             del self._facts[key]
+        for key in [k for k in self._flows if k not in live]:
+            del self._flows[key]
         broken = [s for s in self.segments if s.error is not None]
         blanked = [(s.start + s.blanked[0], s.start + s.blanked[1]) for s in self.segments if s.blanked]
         if broken:
@@ -269,26 +275,40 @@ class AnalysisDocument:
     def _still_valid(self, cached: _Cached, summary: ModuleSummary) -> bool:
         if cached.module_version != self._module_version:
             return False
-        for qualname, key in cached.dependencies:
-            info = summary.functions.get(qualname)
-            if (info.key() if info is not None else None) != key:
-                return False
-        return True
+        return all(summary.fact(key) == value for key, value in cached.dependencies)
 
     def _run(self, segment: Segment, summary: ModuleSummary, triggers: dict, source: UnitSource) -> _Cached:
         facts = segment.facts if isinstance(segment.facts, UnitFacts) else None
         wanted: list[type[Rule]] = []
+        # What the relevance checks read of the summary decides whether the unit is analysed at
+        # all: it is a dependency of the (possibly empty) result, like what the rules read.
+        recorder = RecordingSummary(summary)
         for rule, words in triggers.items():
             found = () if words is None else tuple(w for w in words if w in segment.text)
-            if (words is None or found) and rule.relevant(facts, summary, found):
+            if (words is None or found) and rule.relevant(facts, recorder, found):  # type: ignore[arg-type]
                 wanted.append(rule)
         if not wanted:
-            return _Cached((), self._module_version, ())
+            return _Cached((), self._module_version, tuple(recorder.read.items()))
         self.units_analysed += 1
         unit = replace(segment.unit(), start=0, end=segment.end - segment.start)
         findings, dependencies = run_unit(unit, summary, self.settings, wanted, replace(source, line_offset=segment.start))
-        keys = tuple((q, summary.functions[q].key() if q in summary.functions else None) for q in sorted(dependencies))
-        return _Cached(tuple(findings), self._module_version, keys)
+        return _Cached(tuple(findings), self._module_version, tuple({**recorder.read, **dependencies}.items()))
+
+
+class RecordingSummary:
+    """A module summary that remembers the facts read through ``fact()`` (for rule relevance)."""
+
+    def __init__(self, summary: ModuleSummary) -> None:
+        self._summary = summary
+        self.read: dict[tuple, object] = {}
+
+    def fact(self, key: tuple) -> object:
+        if key not in self.read:
+            self.read[key] = self._summary.fact(key)
+        return self.read[key]
+
+    def __getattr__(self, name: str):
+        return getattr(self._summary, name)
 
 
 def _present(triggers: dict, text: str) -> dict:

@@ -23,7 +23,7 @@ from gap_ls.core import registry
 from gap_ls.core.model import Family, Finding, FixHint, Related, Span, Suppression
 from gap_ls.core.nodes import children
 from gap_ls.core.resolve import Resolver
-from gap_ls.core.rule import Report, Rule, UnitContext
+from gap_ls.core.rule import FixRequest, Report, Rule, UnitContext
 from gap_ls.core.settings import Settings
 from gap_ls.core.source import SourceDecodeError, SourceSyntaxError, Unit, decode_source
 from gap_ls.core.summary import ModuleSummary
@@ -95,7 +95,7 @@ def run_unit(
     settings: Settings,
     rules: Sequence[type[Rule]],
     source: UnitSource = UnitSource(),
-) -> tuple[list[Finding], set[str]]:
+) -> tuple[list[Finding], dict[tuple, object]]:
     """Run ``rules`` over one unit: its findings (positions in the unit's coordinates) and the
     functions of the summary it looked up."""
     try:
@@ -104,12 +104,12 @@ def run_unit(
         # ast accepted the file, libcst did not (a grammar corner libcst lacks).
         line = unit.line_offset() + exc.raw_line - 1
         message = f"File does not parse: libcst cannot parse this statement: {exc.message}"
-        return [_syntax_finding(message, max(line, unit.start), 0, settings)], set()
+        return [_syntax_finding(message, max(line, unit.start), 0, settings)], {}
     except (_TooDeep, RecursionError):
         # A very deep expression (hundreds of chained `+`) would exhaust libcst's recursive
         # code generation, which computes positions.
         message = "Statement too deeply nested for gap-ls to analyse; nothing in it is checked"
-        return [_syntax_finding(message, unit.start, 0, settings)], set()
+        return [_syntax_finding(message, unit.start, 0, settings)], {}
 
 
 # libcst computes positions by recursive code generation; past this nesting it overflows the
@@ -123,7 +123,7 @@ class _TooDeep(Exception):
 
 def _run_rules(
     unit: Unit, summary: ModuleSummary, settings: Settings, rules: Sequence[type[Rule]], source: UnitSource
-) -> tuple[list[Finding], set[str]]:
+) -> tuple[list[Finding], dict[tuple, object]]:
     module = cst.parse_module(unit.parse_text())
     statements = module.body[0].body.body if unit.is_member else module.body
     context = UnitContext(unit, summary, settings, module, source.text, source.path, source.resolver, source.line_offset)
@@ -306,11 +306,19 @@ def _to_finding(
         unverifiable=report.unverifiable,
         related=tuple(Related(_span(positions[node], offset), message) for node, message in report.related),
         fixes=tuple(
-            FixHint(kind=fix.kind, title=fix.title, target=_span(positions[fix.target], offset), data=dict(fix.data))
+            FixHint(kind=fix.kind, title=fix.title, target=_span(positions[fix.target], offset), data=_fix_data(fix, positions, offset))
             for fix in report.fixes
         ),
         anchor_lines=frozenset(anchor_lines),
     )
+
+
+def _fix_data(fix: FixRequest, positions: Mapping[cst.CSTNode, CodeRange], offset: int) -> dict:
+    data = dict(fix.data)
+    for name, node in fix.nodes.items():
+        span = _span(positions[node], offset)
+        data[name] = [span.start.line, span.start.column, span.end.line, span.end.column]
+    return data
 
 
 # -- meta findings -----------------------------------------------------------------

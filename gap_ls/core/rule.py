@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 import libcst as cst
 from libcst.metadata import CodeRange
 
+from gap_ls.core.concurrency import Discipline, Evidence, Reach
 from gap_ls.core.model import Family, Position, Severity
 from gap_ls.core.nodes import call_name, dotted_name, node_positions
 from gap_ls.core.resolve import ExternalFunction, Resolver
@@ -68,6 +69,9 @@ class FixRequest:
     title: str
     target: cst.CSTNode
     data: Mapping[str, Any] = field(default_factory=dict)
+    # More nodes the fix needs, by name; each reaches the fix as its span in ``data``
+    # ([start line, start column, end line, end column], 0-based file coordinates).
+    nodes: Mapping[str, cst.CSTNode] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -109,9 +113,10 @@ class UnitContext:
         self._stack: list[cst.CSTNode] = []
         self._positions: Mapping[cst.CSTNode, CodeRange] | None = None
         self.cache: dict[tuple[str, int], Any] = {}
-        # Qualified names of functions looked up in the summary (found or not): when one of
-        # them changes elsewhere in the file, this unit's findings must be recomputed.
-        self.dependencies: set[str] = set()
+        # Summary facts read while analysing (functions looked up, found or not; questions to
+        # the concurrency model) and their values: when one changes elsewhere in the file, this
+        # unit's findings must be recomputed. Keys as ModuleSummary.fact takes them.
+        self.dependencies: dict[tuple, object] = {}
         self.max_depth = 0  # deepest node nesting seen while traversing
 
     # -- traversal hooks (called by the engine around every node) --------------
@@ -168,15 +173,47 @@ class UnitContext:
             return ".".join(self.unit.class_path)
         return None
 
+    def depend(self, key: tuple) -> object:
+        """Read a summary fact (see ModuleSummary.fact), remembering it as a dependency."""
+        if key not in self.dependencies:
+            self.dependencies[key] = self.summary.fact(key)
+        return self.dependencies[key]
+
     def function_info(self, function: cst.FunctionDef) -> FunctionInfo | None:
         qualname = self.qualname(function)
-        self.dependencies.add(qualname)
+        self.depend(("function", qualname))
         return self.summary.function(qualname)
 
     def resolve_function(self, name: str, scope: str | None, class_name: str | None) -> FunctionInfo | None:
         """The summary's function for a name used inside ``scope`` (recorded as a dependency)."""
-        self.dependencies.update(self.summary.candidates(name, scope, class_name))
+        for candidate in self.summary.candidates(name, scope, class_name):
+            self.depend(("function", candidate))
         return self.summary.resolve_function(name, scope, class_name)
+
+    # -- concurrency (the model is built on first use; every answer is a dependency) -----------
+    def reach(self, qualname: str) -> Reach | None:
+        """How the function ``qualname`` can run concurrently, if the module shows it."""
+        self.depend(("reach", qualname))
+        return self.summary.concurrency().reach(qualname)
+
+    def single_writer(self, qualname: str) -> str | None:
+        return self.depend(("single-writer", qualname))  # type: ignore[return-value]
+
+    def evidence(self) -> Evidence:
+        self.depend(("evidence",))
+        return self.summary.concurrency().evidence
+
+    def discipline(self, class_name: str) -> Discipline:
+        """The lock discipline of a class ("" for the module's globals)."""
+        self.depend(("discipline", class_name))
+        return self.summary.concurrency().discipline(class_name)
+
+    def writers_of_global(self, name: str) -> frozenset[str]:
+        return self.depend(("global-writers", name))  # type: ignore[return-value]
+
+    def is_optimistic(self, class_name: str) -> bool:
+        """Whether the model class declares a version column (optimistic locking)."""
+        return bool(self.depend(("optimistic", class_name)))
 
     def is_async(self, node: cst.CSTNode) -> bool:
         function = node if isinstance(node, cst.FunctionDef) else self.enclosing_function(node)

@@ -18,8 +18,13 @@ from __future__ import annotations
 
 import ast
 import builtins
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from gap_ls.core.concurrency import ConcurrencyModel, UnitFlow
 
 LOCK_CONSTRUCTORS = frozenset(
     {
@@ -149,6 +154,11 @@ class UnitFacts:
     executor_jobs: frozenset[str] = frozenset()
     handlers: tuple[HandlerFact, ...] = ()
     with_calls: frozenset[str] = frozenset()  # dotted names called in `with` items
+    # Inside its functions: a write to something not local (`x += 1`, `self.a = ...`, `d[k] = ...`,
+    # `global`, a mutating call), and an `if`/`while` test that checks membership, None or
+    # existence. The race rules skip units without them.
+    writes_state: bool = False
+    checks: bool = False
 
 
 @dataclass
@@ -167,6 +177,15 @@ class ModuleSummary:
     # Functions started on another thread or process: Thread/Timer targets and
     # executor jobs (`submit`, `map`, `run_in_executor`), as written at the call.
     entry_points: set[str] = field(default_factory=set)
+    # Module-level names bound to a call's result, and what was called (raw): "stats" -> "JobStats".
+    constructed: dict[str, str] = field(default_factory=dict)
+    # The units' texts, for facts read only when a rule asks (see `concurrency()`), and a cache
+    # of those facts by unit that outlives this summary (the document's).
+    sources: tuple[tuple[tuple[str, ...], str], ...] = ()
+    flow_cache: dict[tuple[tuple[str, ...], str], UnitFlow] = field(default_factory=dict)
+    _model: ConcurrencyModel | None = field(default=None, repr=False)
+    _has_roots: bool | None = field(default=None, repr=False)
+    _model_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def qualify(self, dotted: str) -> str:
         """Resolve a dotted name through the module's imports ("r" -> "tenacity.retry")."""
@@ -214,7 +233,60 @@ class ModuleSummary:
             tuple(sorted((q, c.bases, c.decorators, c.lock_attributes, c.methods) for q, c in self.classes.items())),
             frozenset(self.observed),
             frozenset(self.entry_points),
+            tuple(sorted(self.constructed.items())),
+            self.has_roots(),
         )
+
+    def has_roots(self) -> bool:
+        """Whether anything here may start concurrent work (see concurrency.has_roots); cached."""
+        if self._has_roots is None:
+            from gap_ls.core.concurrency import has_roots
+
+            self._has_roots = has_roots(self)
+        return self._has_roots
+
+    def fact(self, key: tuple) -> object:
+        """A fact a rule read, by key, so a cached result can be checked against a new summary:
+        ("function", qualname), or a question to the concurrency model."""
+        kind, *args = key
+        if kind == "function":
+            info = self.functions.get(args[0])
+            return info.key() if info is not None else None
+        model = self.concurrency()
+        if kind == "reach":
+            reach = model.reach(args[0])
+            return reach.key() if reach is not None else None
+        if kind == "single-writer":
+            return model.single_writer(args[0])
+        if kind == "evidence":
+            return model.evidence.key()
+        if kind == "discipline":
+            return model.discipline(args[0]).key()
+        if kind == "global-writers":
+            return model.writers_of_global(args[0])
+        if kind == "optimistic":
+            return args[0] in model.optimistic
+        raise ValueError(f"unknown summary fact {kind!r}")
+
+    def concurrency(self) -> ConcurrencyModel:
+        """Where this module's code runs concurrently (built on first use, from every unit)."""
+        from gap_ls.core.concurrency import ConcurrencyModel, unit_flow
+
+        # Hover and code actions may ask while the analysis thread does: build it once.
+        with self._model_lock:
+            if self._model is None:
+                flows = []
+                # Without a root nothing is reached and no lock guards anything: the model then
+                # needs only the imports (for the module's evidence), not the units' flow facts.
+                for class_path, text in self.sources if self.has_roots() else ():
+                    key = (class_path, text)
+                    flow = self.flow_cache.get(key)
+                    if flow is None:
+                        flow = unit_flow(class_path, text)
+                        self.flow_cache[key] = flow
+                    flows.append(flow)
+                self._model = ConcurrencyModel(self, flows)
+            return self._model
 
 
 def dotted(node: ast.AST) -> str | None:
@@ -273,6 +345,9 @@ def merge(units: Iterable[UnitFacts], headers: Iterable[ClassFacts] = ()) -> Mod
 def _merge_bindings(bindings: Iterable[Binding], summary: ModuleSummary) -> None:
     for binding in bindings:
         summary.globals.update(binding.names)
+        if binding.call is not None:
+            for name in binding.names:
+                summary.constructed.setdefault(name, binding.call)
         called = summary.qualify(binding.call) if binding.call else None
         if called is None:
             if binding.value is not None and summary.qualify(binding.value) in LOGGER_OBJECTS:
@@ -298,9 +373,12 @@ def _class_info(
     return ClassInfo(cls.qualname, cls.bases, cls.decorators, locks, methods)
 
 
-def summarize(tree: ast.Module) -> ModuleSummary:
-    """The summary of a whole module read at once (another file, in the jedi resolver)."""
-    return merge([unit_facts(tree.body, ())])
+def summarize(tree: ast.Module, sources: tuple[tuple[tuple[str, ...], str], ...] = ()) -> ModuleSummary:
+    """The summary of a whole module read at once (another file, in the jedi resolver; a fix
+    without an analysis). ``sources``: the module's units, for ``concurrency()``."""
+    summary = merge([unit_facts(tree.body, ())])
+    summary.sources = sources
+    return summary
 
 
 # -- facts of one unit ----------------------------------------------------------------------------
@@ -314,7 +392,8 @@ def header_facts(cls: ast.ClassDef, class_path: tuple[str, ...]) -> ClassFacts:
 
 # Substrings without which a unit has no usage facts: walking its whole tree is then skipped.
 _USAGE_WORDS = ("await", "result", "exception", "gather", "wait", "shield", "run_until_complete", "as_completed",
-                "target", "Timer", "submit", ".map(", "run_in_executor", "Lock", "Semaphore", "Condition",
+                "target", "Timer", "submit", ".map(", "run_in_executor", "to_thread", "add_job", "Lock", "Semaphore",
+                "Condition",
                 "getLogger", "get_logger", "logger")
 
 
@@ -353,6 +432,8 @@ def unit_facts(
         executor_jobs=frozenset(collector.executor_jobs),
         handlers=tuple(handlers),
         with_calls=frozenset(with_calls),
+        writes_state=collector.writes_state,
+        checks=collector.checks,
     )
 
 
@@ -429,6 +510,8 @@ class _Collector:
         self.observed: set[str] = set()
         self.thread_calls: list[tuple[str, str]] = []
         self.executor_jobs: set[str] = set()
+        self.writes_state = False
+        self.checks = False
 
     # -- definitions and bindings -----------------------------------------------------------------
     def statement(self, node: ast.stmt, scope: str | None, class_name: str | None, module_level: bool) -> None:
@@ -444,6 +527,8 @@ class _Collector:
                 self._module_binding(node)
             elif class_name is not None and scope == class_name:
                 self._class_attribute(node)
+            else:
+                self._note_state(node)
             for child in _child_statements(node):
                 self.statement(child, scope, class_name, module_level)
 
@@ -479,6 +564,8 @@ class _Collector:
         for child in node.body:
             inner.statement(child, qualname, qualname, module_level=False)
         inner.usage(node.body)  # `self._lock = threading.Lock()` in its methods
+        self.writes_state |= inner.writes_state
+        self.checks |= inner.checks
         self.classes.append(
             ClassFacts(
                 qualname,
@@ -491,6 +578,13 @@ class _Collector:
         self.functions.extend(inner.functions)
         self.classes.extend(inner.classes)
         self.nested_imports.extend(inner.module_imports + inner.nested_imports)
+
+    def _note_state(self, node: ast.stmt) -> None:
+        """A statement in a function body: does it write non-local state, or check something?"""
+        if not self.writes_state and _writes_state(node):
+            self.writes_state = True
+        if not self.checks and isinstance(node, (ast.If, ast.While)) and _checks(node.test):
+            self.checks = True
 
     def _module_binding(self, node: ast.stmt) -> None:
         for targets, value in _assignments(node):
@@ -546,7 +640,9 @@ class _Collector:
                     self.thread_calls.append((name, target))
             if len(call.args) > 1 and name.endswith("Timer") and (target := dotted(call.args[1])):
                 self.thread_calls.append((name, target))
-        if method in {"submit", "map"} and call.args and (target := dotted(call.args[0])) or method == "run_in_executor" and len(call.args) > 1 and (target := dotted(call.args[1])):
+        if method in {"submit", "map", "to_thread", "add_job"} and call.args and (target := dotted(call.args[0])):
+            self.executor_jobs.add(target)
+        elif method == "run_in_executor" and len(call.args) > 1 and (target := dotted(call.args[1])):
             self.executor_jobs.add(target)
 
     def _observe(self, node: ast.AST) -> None:
@@ -562,6 +658,46 @@ class _Collector:
             return
         self.observed.add(name)
         self.observed.add(name.rsplit(".", 1)[-1])
+
+
+_MUTATORS = frozenset({"append", "appendleft", "extend", "insert", "pop", "popleft", "popitem", "remove", "discard",
+                       "clear", "update", "setdefault", "add", "sort"})
+_EXISTENCE_CALLS = frozenset({"exists", "isfile", "isdir", "lexists", "is_file", "is_dir", "get"})
+
+
+def _writes_state(node: ast.stmt) -> bool:
+    if isinstance(node, (ast.AugAssign, ast.Global)):
+        return True
+    if isinstance(node, (ast.Assign, ast.Delete)):
+        return any(_non_local_target(t) for t in node.targets)
+    if isinstance(node, ast.AnnAssign):
+        return node.value is not None and _non_local_target(node.target)
+    if isinstance(node, ast.Expr) and isinstance(node.value, ast.Call):
+        func = node.value.func
+        return isinstance(func, ast.Attribute) and func.attr in _MUTATORS
+    return False
+
+
+def _non_local_target(target: ast.expr) -> bool:
+    if isinstance(target, (ast.Attribute, ast.Subscript)):
+        return True
+    if isinstance(target, (ast.Tuple, ast.List)):
+        return any(_non_local_target(e) for e in target.elts)
+    return False
+
+
+def _checks(test: ast.expr) -> bool:
+    for node in ast.walk(test):
+        if isinstance(node, ast.Compare) and any(isinstance(op, (ast.In, ast.NotIn, ast.Is, ast.IsNot)) for op in node.ops):
+            return True
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+            return True
+        if isinstance(node, ast.Call):
+            func = node.func
+            name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+            if name in _EXISTENCE_CALLS:
+                return True
+    return False
 
 
 def _child_statements(node: ast.stmt) -> Iterator[ast.stmt]:

@@ -90,7 +90,7 @@ def load_unit(text: str, line: int, context: FixContext | None = None) -> UnitTr
             parsed = parse_module(text)
         except SourceSyntaxError as exc:
             raise FixNotApplicable(f"the file does not parse: {exc.message}") from None
-        context = FixContext(parsed.units, summarize(parsed.tree))
+        context = FixContext(parsed.units, summarize(parsed.tree, tuple((u.class_path, u.text) for u in parsed.units)))
     unit = next((u for u in context.units if u.start <= line <= u.end), None)
     if unit is None:
         raise FixNotApplicable(f"line {line + 1} is not inside a statement")

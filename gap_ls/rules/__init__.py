@@ -5,6 +5,13 @@ class here. A test fails if a module under rules/ defines a rule that is not
 listed, or if two rules share a code.
 """
 
+from gap_ls.rules.concurrency.await_interleaved_update import AwaitInterleavedUpdate
+from gap_ls.rules.concurrency.check_then_act import CheckThenAct
+from gap_ls.rules.concurrency.exists_then_create import ExistsThenCreate
+from gap_ls.rules.concurrency.inconsistent_locking import InconsistentLocking
+from gap_ls.rules.concurrency.lock_not_shared import LockNotShared
+from gap_ls.rules.concurrency.orm_lost_update import OrmLostUpdate
+from gap_ls.rules.concurrency.unlocked_shared_update import UnlockedSharedUpdate
 from gap_ls.rules.errors.broad_handler_continues import BroadHandlerContinues
 from gap_ls.rules.errors.broad_suppress import BroadSuppress
 from gap_ls.rules.errors.cancellation_swallowed import CancellationSwallowed
@@ -25,4 +32,11 @@ ALL_RULES = (
     RetryExhaustedSilently,
     OperationalErrorToSuccess,
     CancellationSwallowed,
+    UnlockedSharedUpdate,
+    InconsistentLocking,
+    CheckThenAct,
+    AwaitInterleavedUpdate,
+    OrmLostUpdate,
+    ExistsThenCreate,
+    LockNotShared,
 )
