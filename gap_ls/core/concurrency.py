@@ -98,6 +98,11 @@ def unit_flow(class_path: tuple[str, ...], text: str) -> UnitFlow:
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return UnitFlow()  # the document reports it (GAP000); nothing flows from it
     statements = tree.body[0].body if class_path and tree.body and isinstance(tree.body[0], ast.ClassDef) else tree.body
+    return flow_of_statements(statements, class_path)
+
+
+def flow_of_statements(statements: Sequence[ast.stmt], class_path: tuple[str, ...]) -> UnitFlow:
+    """The flow facts of a unit's statements, already parsed (members of ``class_path``)."""
     reader = _FlowReader(class_path)
     reader.block(statements, _Scope(qualname="", class_name=".".join(class_path) or None, in_class=bool(class_path)))
     return UnitFlow(
@@ -121,7 +126,7 @@ class _FunctionBuilder:
     qualname: str
     class_name: str | None
     is_async: bool
-    locals: set[str]
+    locals: set[str]  # parameters, then every name bound in the body (see build)
     mentions: set[str] = field(default_factory=set)
     self_accesses: list[Access] = field(default_factory=list)
     self_calls: list[Access] = field(default_factory=list)
@@ -130,11 +135,16 @@ class _FunctionBuilder:
     aliases: list[tuple[str, str]] = field(default_factory=list)
     name_calls: list[Access] = field(default_factory=list)
     annotations: tuple[tuple[str, str], ...] = ()
+    declared_global: set[str] = field(default_factory=set)  # `global x` / `nonlocal x`
 
     def build(self) -> FunctionFlow:
+        # Locals are known only once the whole body is read; a name is module-level state if
+        # the function never binds it (or declares it `global`).
+        local = self.locals - self.declared_global
+        accesses = tuple(a for a in self.global_accesses if a.name not in local)
         return FunctionFlow(
             self.qualname, self.class_name, self.is_async, frozenset(self.mentions), tuple(self.self_accesses),
-            tuple(self.self_calls), tuple(self.global_accesses), tuple(self.constructed), tuple(self.aliases),
+            tuple(self.self_calls), accesses, tuple(self.constructed), tuple(self.aliases),
             tuple(self.name_calls), self.annotations,
         )
 
@@ -182,6 +192,8 @@ class _FlowReader:
                 self.block(block, _Scope(scope.qualname, scope.class_name, scope.in_class, scope.function,
                                          held if holds else scope.held, scope.repeated))
         else:
+            if scope.function is not None:
+                _note_bindings(node, scope.function)
             if scope.in_class and scope.function is None:
                 self._class_level(node, scope)
             if scope.function is None and _is_main_guard(node):
@@ -206,6 +218,8 @@ class _FlowReader:
             for handler in getattr(node, "handlers", None) or ():
                 if handler.type is not None:
                     self.expression(handler.type, inner)
+                if handler.name and scope.function is not None:
+                    scope.function.locals.add(handler.name)
                 self.block(handler.body, inner)
             for case in getattr(node, "cases", None) or ():
                 self.block(case.body, inner)
@@ -218,8 +232,10 @@ class _FlowReader:
         )
         if scope.function is not None:
             scope.function.mentions.add(node.name)  # a nested function runs when its parent says so
-        builder = _FunctionBuilder(qualname, scope.class_name, isinstance(node, ast.AsyncFunctionDef), _locals_of(node))
+            scope.function.locals.add(node.name)
         arguments = (*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs)
+        parameters = {a.arg for a in arguments} | {a.arg for a in (node.args.vararg, node.args.kwarg) if a is not None}
+        builder = _FunctionBuilder(qualname, scope.class_name, isinstance(node, ast.AsyncFunctionDef), parameters)
         builder.annotations = tuple(
             (a.arg, name) for a in arguments if a.annotation is not None and (name := dotted_name(a.annotation))
         )
@@ -232,6 +248,8 @@ class _FlowReader:
             self.expression(expression, scope)
         outer = scope.qualname or (scope.class_name if scope.in_class else "")
         qualname = f"{outer}.{node.name}" if outer else node.name
+        if scope.function is not None:
+            scope.function.locals.add(node.name)
         self.block(node.body, _Scope("", qualname, in_class=True))
 
     def _class_level(self, node: ast.stmt, scope: _Scope) -> None:
@@ -269,6 +287,8 @@ class _FlowReader:
             node, repeated = stack.pop()
             if isinstance(node, ast.Call):
                 self._call(node, scope, repeated)
+                if isinstance(node.func, ast.Attribute) and node.func.attr in MUTATING_METHODS:
+                    node.func.value._gap_written = True  # type: ignore[attr-defined]  # `x.append(v)` changes x
             if function is not None:
                 self._access(node, scope)
                 if isinstance(node, (ast.Name, ast.Attribute)) and isinstance(node.ctx, ast.Load):
@@ -298,8 +318,10 @@ class _FlowReader:
         assert function is not None
         if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "self":
             function.self_accesses.append(Access(node.attr, _is_written(node), scope.held))
-        elif isinstance(node, ast.Name) and node.id not in function.locals:
-            function.global_accesses.append(Access(node.id, _is_written(node), scope.held))
+        elif isinstance(node, ast.Name):
+            if isinstance(node.ctx, (ast.Store, ast.Del)):
+                function.locals.add(node.id)
+            function.global_accesses.append(Access(node.id, _is_written(node), scope.held))  # filtered in build()
         elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
             receiver = node.func.value
             if isinstance(receiver, ast.Name) and receiver.id == "self":
@@ -314,22 +336,27 @@ def _is_written(node: ast.Name | ast.Attribute) -> bool:
     return isinstance(node.ctx, (ast.Store, ast.Del)) or getattr(node, "_gap_written", False)
 
 
-def _mark_mutations(tree: ast.AST) -> None:
-    """Flag names/attributes whose object is changed in place: `x[k] = v`, `x.a = v`, `x += v`,
-    `x.append(v)` mark `x`."""
-    for node in ast.walk(tree):
-        targets: list[ast.expr] = []
-        if isinstance(node, (ast.Assign, ast.Delete)):
-            targets = list(node.targets)
-        elif isinstance(node, (ast.AugAssign, ast.AnnAssign)):
-            targets = [node.target]
-        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in MUTATING_METHODS:
-            node.func.value._gap_written = True  # type: ignore[attr-defined]
-        for target in targets:
-            base = target
-            while isinstance(base, (ast.Subscript, ast.Attribute)) and not _is_self_attribute(base):
-                base = base.value
-                base._gap_written = True  # type: ignore[attr-defined]
+def _note_bindings(statement: ast.stmt, function: _FunctionBuilder) -> None:
+    """Before a statement's expressions are read: names it binds without a `Name` node
+    (imports, `global`), and the objects it changes in place (`x[k] = v`, `x.a = v`, `x += v`
+    mark `x` as written)."""
+    if isinstance(statement, (ast.Global, ast.Nonlocal)):
+        function.declared_global.update(statement.names)
+        return
+    if isinstance(statement, (ast.Import, ast.ImportFrom)):
+        function.locals.update((a.asname or a.name).split(".")[0] for a in statement.names)
+        return
+    if isinstance(statement, (ast.Assign, ast.Delete)):
+        targets = list(statement.targets)
+    elif isinstance(statement, (ast.AugAssign, ast.AnnAssign)):
+        targets = [statement.target]
+    else:
+        return
+    for target in targets:
+        base = target
+        while isinstance(base, (ast.Subscript, ast.Attribute)) and not _is_self_attribute(base):
+            base = base.value
+            base._gap_written = True  # type: ignore[attr-defined]
 
 
 def _is_self_attribute(node: ast.AST) -> bool:
@@ -375,32 +402,6 @@ def _lock_calls(statement: ast.stmt, method: str) -> set[str]:
         name = dotted_name(value.func.value)
         return {name} if name else set()
     return set()
-
-
-def _locals_of(function: ast.FunctionDef | ast.AsyncFunctionDef) -> set[str]:
-    """Names bound in the function (parameters included), minus those declared global."""
-    arguments = function.args
-    names = {a.arg for a in (*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs)}
-    names |= {a.arg for a in (arguments.vararg, arguments.kwarg) if a is not None}
-    declared: set[str] = set()
-    _mark_mutations(function)
-    stack: list[ast.AST] = list(function.body)
-    while stack:
-        node = stack.pop()
-        if isinstance(node, (ast.Global, ast.Nonlocal)):
-            declared.update(node.names)
-        elif isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
-            names.add(node.id)
-        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            names.add(node.name)
-            stack.extend(node.decorator_list)
-            continue  # its body is its own scope
-        elif isinstance(node, (ast.Import, ast.ImportFrom)):
-            names.update((a.asname or a.name).split(".")[0] for a in node.names)
-        elif isinstance(node, ast.Lambda):
-            continue
-        stack.extend(ast.iter_child_nodes(node))
-    return names - declared
 
 
 def _start_target(call: ast.Call, method: str) -> ast.expr | None:
@@ -512,6 +513,12 @@ def has_roots(summary: ModuleSummary) -> bool:
     return False
 
 
+def imports_data_store(summary: ModuleSummary) -> bool:
+    """An ORM, database driver, Redis or a shared cache is imported: rows and keys to race on."""
+    roots = {q.split(".")[0] for q in summary.imports.values()}
+    return bool(roots & _SHARED_STORES)
+
+
 def reached(summary: ModuleSummary, qualnames: Iterable[str], memory: bool) -> bool:
     """Whether one of the functions can run concurrently (``memory``: on threads sharing this
     process's memory). Asked through ``summary.fact`` so the answer is a recorded dependency."""
@@ -533,6 +540,8 @@ _CONCURRENCY_MODULES = ("threading", "concurrent", "multiprocessing", "asyncio",
                         "gunicorn", "uvicorn", "pika", "aiokafka", "kafka", "confluent_kafka")
 _DATA_STORES = ("sqlalchemy", "redis", "django", "pymongo", "motor", "psycopg", "psycopg2", "asyncpg", "peewee",
                 "tortoise", "sqlmodel", "pymysql", "aioredis", "flask_sqlalchemy", "databases", "mongoengine")
+_SHARED_STORES = frozenset((*_DATA_STORES, "flask_caching", "aiocache", "pymemcache", "memcache", "django_redis",
+                            "valkey", "rest_framework", "sqlalchemy_utils", "pony", "ormar", "beanie", "odmantic"))
 _SCRIPT_MODULES = ("argparse", "click", "typer", "fire", "docopt", "optparse")
 _SIGNAL_ROOTS = frozenset((*_WEB_FRAMEWORKS, *_TASK_FRAMEWORKS, *_CONCURRENCY_MODULES))
 _ROOT_BASE_MODULES = ("threading.Thread", "multiprocessing.Process", "socketserver.", "http.server.")

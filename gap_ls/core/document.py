@@ -99,7 +99,7 @@ class AnalysisDocument:
     units_analysed: int = 0  # libcst runs in the last update
     _starts: list[int] = field(default_factory=list)
     _cache: dict[tuple[tuple[str, ...], str], _Cached] = field(default_factory=dict)
-    _facts: dict[tuple[tuple[str, ...], str], UnitFacts] = field(default_factory=dict)
+    _facts: FactsCache = field(default_factory=lambda: FactsCache())
     _flows: dict[tuple[tuple[str, ...], str], UnitFlow] = field(default_factory=dict)  # see ModuleSummary.concurrency
     _module_key: tuple | None = None
     _module_version: int = 0
@@ -130,7 +130,10 @@ class AnalysisDocument:
             self._recut_changed(old, new, prefix, len(old) - suffix, len(new) - suffix)
         self.lines = new
         self._starts = [s.start for s in self.segments]
-        self.analysis = self._analyse()
+        try:
+            self.analysis = self._analyse()
+        finally:
+            self._facts.statements.clear()  # the trees are only needed while analysing
         return self.analysis
 
     def _cut_fresh(self, lines: list[str]) -> list[Segment]:
@@ -235,6 +238,7 @@ class AnalysisDocument:
         )
         summary.sources = tuple((s.class_path, s.text) for s in unit_segments)
         summary.flow_cache = self._flows
+        summary.flow_statements = self._facts.statements
         module_key = summary.module_key()
         if module_key != self._module_key:
             self._module_key = module_key
@@ -326,7 +330,14 @@ def _present(triggers: dict, text: str) -> dict:
 # -- cutting text into segments ------------------------------------------------------------------------
 
 
-FactsCache = dict[tuple[tuple[str, ...], str], UnitFacts]
+class FactsCache(dict[tuple[tuple[str, ...], str], UnitFacts]):
+    """Facts by (class path, unit text). While an update runs, ``statements`` also keeps the
+    ast statements the units were cut from, so flow facts (ModuleSummary.concurrency) can be
+    read without parsing the units again; the update clears it when done."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.statements: dict[tuple[tuple[str, ...], str], list[ast.stmt]] = {}
 
 
 def _cut(
@@ -421,6 +432,7 @@ def _tile(
             # Function lines in the facts are relative to the unit, so the facts of an
             # unchanged unit can be reused wherever it moves.
             facts[key] = unit_facts(group, class_path, shift - seg_start, segment.text)
+        facts.statements[key] = group
         segments.append(replace(segment, facts=facts[key]))
     return segments
 

@@ -159,6 +159,7 @@ class UnitFacts:
     # existence. The race rules skip units without them.
     writes_state: bool = False
     checks: bool = False
+    local_lock: bool = False  # a function binds a local name to `Lock()`, `Semaphore()`... (GAP207)
 
 
 @dataclass
@@ -183,6 +184,7 @@ class ModuleSummary:
     # of those facts by unit that outlives this summary (the document's).
     sources: tuple[tuple[tuple[str, ...], str], ...] = ()
     flow_cache: dict[tuple[tuple[str, ...], str], UnitFlow] = field(default_factory=dict)
+    flow_statements: dict[tuple[tuple[str, ...], str], list[ast.stmt]] = field(default_factory=dict)  # cut trees
     _model: ConcurrencyModel | None = field(default=None, repr=False)
     _has_roots: bool | None = field(default=None, repr=False)
     _model_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -270,7 +272,7 @@ class ModuleSummary:
 
     def concurrency(self) -> ConcurrencyModel:
         """Where this module's code runs concurrently (built on first use, from every unit)."""
-        from gap_ls.core.concurrency import ConcurrencyModel, unit_flow
+        from gap_ls.core.concurrency import ConcurrencyModel, flow_of_statements, unit_flow
 
         # Hover and code actions may ask while the analysis thread does: build it once.
         with self._model_lock:
@@ -282,7 +284,8 @@ class ModuleSummary:
                     key = (class_path, text)
                     flow = self.flow_cache.get(key)
                     if flow is None:
-                        flow = unit_flow(class_path, text)
+                        statements = self.flow_statements.get(key)
+                        flow = unit_flow(class_path, text) if statements is None else flow_of_statements(statements, class_path)
                         self.flow_cache[key] = flow
                     flows.append(flow)
                 self._model = ConcurrencyModel(self, flows)
@@ -434,6 +437,7 @@ def unit_facts(
         with_calls=frozenset(with_calls),
         writes_state=collector.writes_state,
         checks=collector.checks,
+        local_lock=collector.local_lock,
     )
 
 
@@ -512,6 +516,7 @@ class _Collector:
         self.executor_jobs: set[str] = set()
         self.writes_state = False
         self.checks = False
+        self.local_lock = False
 
     # -- definitions and bindings -----------------------------------------------------------------
     def statement(self, node: ast.stmt, scope: str | None, class_name: str | None, module_level: bool) -> None:
@@ -566,6 +571,7 @@ class _Collector:
         inner.usage(node.body)  # `self._lock = threading.Lock()` in its methods
         self.writes_state |= inner.writes_state
         self.checks |= inner.checks
+        self.local_lock |= inner.local_lock
         self.classes.append(
             ClassFacts(
                 qualname,
@@ -585,6 +591,9 @@ class _Collector:
             self.writes_state = True
         if not self.checks and isinstance(node, (ast.If, ast.While)) and _checks(node.test):
             self.checks = True
+        if not self.local_lock and isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
+            called = dotted(node.value.func) or ""
+            self.local_lock = called.rpartition(".")[2] in _LOCK_NAMES
 
     def _module_binding(self, node: ast.stmt) -> None:
         for targets, value in _assignments(node):
@@ -660,6 +669,7 @@ class _Collector:
         self.observed.add(name.rsplit(".", 1)[-1])
 
 
+_LOCK_NAMES = frozenset({"Lock", "RLock", "Semaphore", "BoundedSemaphore", "Condition"})
 _MUTATORS = frozenset({"append", "appendleft", "extend", "insert", "pop", "popleft", "popitem", "remove", "discard",
                        "clear", "update", "setdefault", "add", "sort"})
 _EXISTENCE_CALLS = frozenset({"exists", "isfile", "isdir", "lexists", "is_file", "is_dir", "get"})

@@ -83,6 +83,9 @@ class AwaitInterleavedUpdate(FunctionRule):
     def relevant(cls, facts: UnitFacts | None, summary: ModuleSummary, found: tuple[str, ...] = ()) -> bool:
         return facts is None or (facts.writes_state and any(f.is_async for f in facts.functions))
 
+    def wants(self, function: cst.FunctionDef, qualname: str) -> bool:
+        return function.asynchronous is not None and function.name.value not in CONSTRUCTION
+
     def check_function(self, scope: Scope) -> None:
         if not scope.is_async or scope.name in CONSTRUCTION:
             return

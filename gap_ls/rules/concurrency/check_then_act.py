@@ -128,6 +128,12 @@ class CheckThenAct(FunctionRule):
         application, _, script = summary.fact(("evidence",))  # files: any function of an application
         return application is not None and script is None
 
+    def wants(self, function: cst.FunctionDef, qualname: str) -> bool:
+        if function.name.value in CONSTRUCTION:
+            return False
+        reach = self.context.reach(qualname)
+        return reach is not None or self._files_shared_for(qualname, None)
+
     def check_function(self, scope: Scope) -> None:
         if scope.name in CONSTRUCTION or scope.caller_holds_lock():
             return
@@ -144,9 +150,12 @@ class CheckThenAct(FunctionRule):
             return  # one finding per function: the first check-then-act
 
     def _files_shared(self, scope: Scope, reach) -> bool:
+        return self._files_shared_for(scope.qualname, reach)
+
+    def _files_shared_for(self, qualname: str, reach) -> bool:
         if reach is not None:
             return True
-        if self.context.single_writer(scope.qualname) is not None:
+        if self.context.single_writer(qualname) is not None:
             return False
         return self.context.evidence().application is not None
 
@@ -163,14 +172,20 @@ class CheckThenAct(FunctionRule):
 
     # -- memory ---------------------------------------------------------------------------------
     def _memory_acts(self, check: cst.If, scope: Scope, repeated: bool, self_shared: bool) -> Iterator[_Act]:
+        if not _may_check_state(check.test):
+            return
+        body = {id(node) for node in walk(check.body)}
+        whole = body | {id(node) for node in walk(check.test)} | {id(check)}
+        exits = not block_exits(body_statements(check)) & Exit.FALLTHROUGH
         for statement, target in scope.writes():
             if not isinstance(statement, (cst.Assign, cst.AugAssign)):
                 continue
+            inside = id(statement) in body
+            after = exits and id(statement) not in whole and scope.index(statement) > scope.index(check)
+            if not inside and not after:
+                continue
             state = scope.state_of(target)
             if state is None or not self._state_shared(state, scope, repeated, self_shared):
-                continue
-            inside = any(node is statement for node in walk(check.body))
-            if not inside and not _acts_after(check, statement, scope):
                 continue
             container, key = subscript_parts(target)
             # `if k not in d: d[k] = v` inserts in the body; `if k in d: return` then `d[k] = v` after.
@@ -318,13 +333,18 @@ class CheckThenAct(FunctionRule):
         )
 
 
-def _acts_after(check: cst.If, statement: cst.CSTNode, scope: Scope) -> bool:
-    """``statement`` runs only if the check passed: inside the body, or after a body that exits."""
-    if any(node is statement for node in walk(check.body)):
-        return True
-    if block_exits(body_statements(check)) & Exit.FALLTHROUGH:
-        return False
-    return scope.index(statement) > scope.index(check) and not any(node is statement for node in walk(check))
+def _may_check_state(test: cst.BaseExpression) -> bool:
+    """A membership, None or truth test: what a check-then-act checks."""
+    for node in walk(test):
+        if isinstance(node, cst.Comparison) and any(
+            isinstance(c.operator, (cst.In, cst.NotIn, cst.Is, cst.Equal)) for c in node.comparisons
+        ):
+            return True
+        if isinstance(node, cst.UnaryOperation) and isinstance(node.operator, cst.Not):
+            return True
+        if isinstance(node, cst.Call) and method_name(node) == "get":
+            return True
+    return False
 
 
 def _tests_membership(test: cst.BaseExpression, container: str, key: str | None, absent: bool) -> bool:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import libcst as cst
 
+from gap_ls.core.concurrency import imports_data_store
 from gap_ls.core.flow import Exit, block_exits
 from gap_ls.core.nodes import assigned_names, body_statements, dotted_name, keyword, method_name, walk
 from gap_ls.core.rule import FixRequest
@@ -102,7 +103,12 @@ class ExistsThenCreate(FunctionRule):
         """A create (or write) word and a check (or read) word must both occur."""
         if facts is None:
             return True
-        return bool(facts.functions) and any(w in _CREATE_WORDS for w in found) and any(w in _CHECK_WORDS for w in found)
+        if not facts.functions or not imports_data_store(summary):
+            return False
+        return any(w in _CREATE_WORDS for w in found) and any(w in _CHECK_WORDS for w in found)
+
+    def wants(self, function: cst.FunctionDef, qualname: str) -> bool:
+        return self._concurrent_for(qualname) is not None
 
     def check_function(self, scope: Scope) -> None:
         races = [*self._row_races(scope), *self._cache_races(scope)]
@@ -114,10 +120,13 @@ class ExistsThenCreate(FunctionRule):
         self._report(races[0], scope, concurrent)
 
     def _concurrent(self, scope: Scope) -> str | None:
-        reach = self.context.reach(scope.qualname)
+        return self._concurrent_for(scope.qualname)
+
+    def _concurrent_for(self, qualname: str) -> str | None:
+        reach = self.context.reach(qualname)
         if reach is not None:
             return reach.via
-        if self.context.single_writer(scope.qualname) is not None:
+        if self.context.single_writer(qualname) is not None:
             return None
         evidence = self.context.evidence()
         return evidence.application or evidence.data_store

@@ -82,6 +82,9 @@ class InconsistentLocking(FunctionRule):
                 return True
         return bool(summary.locks) and _guards(summary, "")
 
+    def wants(self, function: cst.FunctionDef, qualname: str) -> bool:
+        return function.name.value not in CONSTRUCTION
+
     def check_function(self, scope: Scope) -> None:
         if scope.name in CONSTRUCTION or scope.caller_holds_lock():
             return

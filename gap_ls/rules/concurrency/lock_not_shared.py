@@ -64,7 +64,10 @@ class LockNotShared(FunctionRule):
 
     @classmethod
     def relevant(cls, facts: UnitFacts | None, summary: ModuleSummary, found: tuple[str, ...] = ()) -> bool:
-        return facts is None or bool(facts.functions)
+        if facts is None:
+            return True
+        in_with = any(summary.qualify(call) in LOCK_CONSTRUCTORS for call in facts.with_calls)
+        return bool(facts.functions) and (facts.local_lock or in_with)
 
     def check_function(self, scope: Scope) -> None:
         for node in scope.nodes:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import libcst as cst
 
+from gap_ls.core.concurrency import imports_data_store
 from gap_ls.core.flow import Exit, block_exits
 from gap_ls.core.nodes import assigned_names, body_statements, dotted_name, walk
 from gap_ls.core.rule import FixRequest
@@ -91,11 +92,14 @@ class OrmLostUpdate(FunctionRule):
     code = "GAP205"
     name = "orm-lost-update"
     title = "Row loaded, changed from its old value and saved, without a lock or an atomic update"
-    triggers = ("save", "commit", "flush")
+    triggers = ("save", "commit", "flush", "objects.")
 
     @classmethod
     def relevant(cls, facts: UnitFacts | None, summary: ModuleSummary, found: tuple[str, ...] = ()) -> bool:
-        return facts is None or facts.writes_state
+        return facts is None or (facts.writes_state and (imports_data_store(summary) or "objects." in found))
+
+    def wants(self, function: cst.FunctionDef, qualname: str) -> bool:
+        return self._concurrent_for(qualname) is not None
 
     def check_function(self, scope: Scope) -> None:
         found = loads(scope)
@@ -115,11 +119,14 @@ class OrmLostUpdate(FunctionRule):
                 return  # one finding per function
 
     def _concurrent(self, scope: Scope) -> str | None:
+        return self._concurrent_for(scope.qualname)
+
+    def _concurrent_for(self, qualname: str) -> str | None:
         """Why requests or tasks can run this at once, or None."""
-        reach = self.context.reach(scope.qualname)
+        reach = self.context.reach(qualname)
         if reach is not None:
             return reach.via
-        if self.context.single_writer(scope.qualname) is not None:
+        if self.context.single_writer(qualname) is not None:
             return None
         evidence = self.context.evidence()
         return evidence.application or evidence.data_store

@@ -68,7 +68,12 @@ class FunctionRule(Rule):
 
     def finish(self) -> None:
         for function in self.functions:
-            self.check_function(scope_of(function, self.context))
+            if self.wants(function, self.context.qualname(function)):
+                self.check_function(scope_of(function, self.context))
+
+    def wants(self, function: cst.FunctionDef, qualname: str) -> bool:
+        """A cheap first look, before the function is read in full (see ``Scope``)."""
+        return True
 
     def check_function(self, scope: Scope) -> None:
         raise NotImplementedError
@@ -96,6 +101,7 @@ class Scope:
         self.order = {id(node): index for index, node in enumerate(self.nodes)}
         self.declared_global: set[str] = set()
         self.locals = self._locals()
+        self._writes: list[tuple[cst.CSTNode, cst.BaseExpression]] | None = None
 
     def _outer_class(self) -> str | None:
         for ancestor in self.context.ancestors(self.function):
@@ -218,9 +224,14 @@ class Scope:
                     return node
         return None
 
-    def writes(self) -> Iterator[tuple[cst.CSTNode, cst.BaseExpression]]:
+    def writes(self) -> list[tuple[cst.CSTNode, cst.BaseExpression]]:
         """(statement, target) for every assignment, augmented assignment, `del` and mutating
-        method call in the function (not in nested definitions)."""
+        method call in the function (not in nested definitions); computed once."""
+        if self._writes is None:
+            self._writes = list(self._find_writes())
+        return self._writes
+
+    def _find_writes(self) -> Iterator[tuple[cst.CSTNode, cst.BaseExpression]]:
         for node in self.nodes:
             if isinstance(node, cst.Assign):
                 for target in node.targets:

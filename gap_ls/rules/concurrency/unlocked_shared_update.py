@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import libcst as cst
+
 from gap_ls.core.concurrency import reached
 from gap_ls.core.summary import ModuleSummary, UnitFacts
 from gap_ls.rules.concurrency.shared import (
@@ -90,6 +92,10 @@ class UnlockedSharedUpdate(FunctionRule):
             return True
         functions = [f.qualname for f in facts.functions]
         return facts.writes_state and summary.has_roots() and reached(summary, functions, memory=True)
+
+    def wants(self, function: cst.FunctionDef, qualname: str) -> bool:
+        reach = self.context.reach(qualname)
+        return function.name.value not in CONSTRUCTION and reach is not None and reach.memory
 
     def check_function(self, scope: Scope) -> None:
         if scope.name in CONSTRUCTION or scope.caller_holds_lock():
