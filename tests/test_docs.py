@@ -30,6 +30,13 @@ def test_codes_and_names_are_unique():
     assert len({r.name for r in rules}) == len(rules)
 
 
+def test_catalogue_matches_the_rules():
+    from gap_ls.core.catalogue import CATALOGUE
+
+    classes = tuple((r.code, r.name, r.family.value, f"{r.__module__}:{r.__name__}") for r in registry.all_rules())
+    assert CATALOGUE == classes
+
+
 def test_every_rule_module_is_registered():
     defined = set()
     for module in pkgutil.walk_packages(gap_ls.rules.__path__, "gap_ls.rules."):

@@ -49,7 +49,7 @@ from gap_ls.core.source import (
     splittable,
     syntax_error_of,
 )
-from gap_ls.core.summary import ClassFacts, ModuleSummary, UnitFacts, header_facts, merge, unit_facts
+from gap_ls.core.summary import USAGE_WORDS, ClassFacts, ModuleSummary, UnitFacts, header_facts, merge, unit_facts
 from gap_ls.core.suppression import find_suppressions
 
 MAX_RECOVERIES = 8
@@ -117,6 +117,8 @@ class AnalysisDocument:
         old = self.lines
         if new == old and self.segments:
             return self.analysis
+        text = "".join(new)
+        self._facts.usage_words = tuple(word for word in USAGE_WORDS if word in text)
         was_broken = any(s.blanked for s in self.segments)
         if not was_broken:
             self._stale = ()
@@ -312,7 +314,9 @@ class RecordingSummary:
         return self.read[key]
 
     def __getattr__(self, name: str):
-        return getattr(self._summary, name)
+        value = getattr(self._summary, name)
+        setattr(self, name, value)  # later reads are plain attribute reads
+        return value
 
 
 def _present(triggers: dict, text: str) -> dict:
@@ -338,6 +342,9 @@ class FactsCache(dict[tuple[tuple[str, ...], str], UnitFacts]):
     def __init__(self) -> None:
         super().__init__()
         self.statements: dict[tuple[tuple[str, ...], str], list[ast.stmt]] = {}
+        # The usage words (summary.USAGE_WORDS) the file holds at all: a unit is searched only
+        # for these (set by each update; most files hold few of them).
+        self.usage_words: tuple[str, ...] = USAGE_WORDS
 
 
 def _cut(
@@ -431,7 +438,7 @@ def _tile(
         if key not in facts:
             # Function lines in the facts are relative to the unit, so the facts of an
             # unchanged unit can be reused wherever it moves.
-            facts[key] = unit_facts(group, class_path, shift - seg_start, segment.text)
+            facts[key] = unit_facts(group, class_path, shift - seg_start, segment.text, facts.usage_words)
         facts.statements[key] = group
         segments.append(replace(segment, facts=facts[key]))
     return segments

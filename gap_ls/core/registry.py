@@ -8,6 +8,7 @@ parse) is reported unless it is ignored explicitly.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Iterable
 from functools import lru_cache
 from typing import TYPE_CHECKING
@@ -42,18 +43,26 @@ def known_codes() -> frozenset[str]:
 
 def _specificity(selector: str, rule: type[Rule]) -> int | None:
     """How specifically ``selector`` names ``rule`` (None: it does not)."""
-    if selector.lower() == rule.family.value:
+    return _specificity_of(selector, rule.code, rule.name, rule.family.value)
+
+
+def _specificity_of(selector: str, code: str, name: str, family: str) -> int | None:
+    if selector.lower() == family:
         return 1
-    if selector.lower() == rule.name:
+    if selector.lower() == name:
         return 10
     upper = selector.upper()
-    if rule.code.startswith(upper):
+    if code.startswith(upper):
         return len(upper)
     return None
 
 
 def _best(selectors: Iterable[str], rule: type[Rule]) -> int:
-    return max((s for s in (_specificity(sel, rule) for sel in selectors) if s is not None), default=-1)
+    return _best_of(selectors, rule.code, rule.name, rule.family.value)
+
+
+def _best_of(selectors: Iterable[str], code: str, name: str, family: str) -> int:
+    return max((s for s in (_specificity_of(sel, code, name, family) for sel in selectors) if s is not None), default=-1)
 
 
 def is_enabled(rule: type[Rule], settings: Settings, extra_ignores: Iterable[str] = ()) -> bool:
@@ -66,14 +75,34 @@ def is_enabled(rule: type[Rule], settings: Settings, extra_ignores: Iterable[str
 
 
 def enabled_rules(settings: Settings, extra_ignores: Iterable[str] = ()) -> tuple[type[Rule], ...]:
-    extra = tuple(extra_ignores)
-    return tuple(rule for rule in all_rules() if is_enabled(rule, settings, extra))
+    """The enabled rules, chosen from the catalogue: only their modules are imported."""
+    from gap_ls.core.catalogue import CATALOGUE
+
+    ignores = (*settings.ignore, *extra_ignores)
+    chosen = []
+    for code, name, family, target in CATALOGUE:
+        if code == SYNTAX_ERROR:
+            enabled = not any(sel.upper() == SYNTAX_ERROR for sel in ignores)
+        else:
+            selected = _best_of(settings.select, code, name, family)
+            enabled = selected >= 0 and selected > _best_of(ignores, code, name, family)
+        if enabled:
+            chosen.append(_load(target))
+    return tuple(chosen)
+
+
+@lru_cache(maxsize=None)
+def _load(target: str) -> type[Rule]:
+    module, _, name = target.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 def unknown_selectors(selectors: Iterable[str]) -> list[str]:
-    """Selectors that name no rule, for a warning that names them."""
-    selectors = [sel for sel in selectors if sel.upper() != "GAP"]  # every rule: no need to load them
-    return [sel for sel in selectors if not any(_specificity(sel, rule) is not None for rule in all_rules())]
+    """Selectors that name no rule, for a warning that names them (read from the catalogue:
+    no rule module is imported)."""
+    from gap_ls.core.catalogue import CATALOGUE
+
+    return [sel for sel in selectors if not any(_specificity_of(sel, *entry[:3]) is not None for entry in CATALOGUE)]
 
 
 def settings_warnings(settings: Settings) -> list[str]:

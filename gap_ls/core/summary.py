@@ -394,14 +394,18 @@ def header_facts(cls: ast.ClassDef, class_path: tuple[str, ...]) -> ClassFacts:
 
 
 # Substrings without which a unit has no usage facts: walking its whole tree is then skipped.
-_USAGE_WORDS = ("await", "result", "exception", "gather", "wait", "shield", "run_until_complete", "as_completed",
+USAGE_WORDS = ("await", "result", "exception", "gather", "wait", "shield", "run_until_complete", "as_completed",
                 "target", "Timer", "submit", ".map(", "run_in_executor", "to_thread", "add_job", "Lock", "Semaphore",
                 "Condition",
                 "getLogger", "get_logger", "logger")
 
 
 def unit_facts(
-    statements: Sequence[ast.stmt], class_path: tuple[str, ...], line_shift: int = 0, text: str | None = None
+    statements: Sequence[ast.stmt],
+    class_path: tuple[str, ...],
+    line_shift: int = 0,
+    text: str | None = None,
+    usage_words: Sequence[str] = USAGE_WORDS,
 ) -> UnitFacts:
     """Facts of one unit: top-level statements (``class_path`` empty) or members of a class.
 
@@ -412,7 +416,7 @@ def unit_facts(
     for statement in statements:
         collector.statement(statement, scope=".".join(class_path) or None, class_name=".".join(class_path) or None,
                             module_level=not class_path)
-    if text is None or any(word in text for word in _USAGE_WORDS):
+    if text is None or any(word in text for word in usage_words):
         collector.usage(statements)
     handlers: list[HandlerFact] = []
     with_calls: set[str] = set()
@@ -496,12 +500,22 @@ def _scan_statements(
             _scan_statements([child], in_loop if not loop else True, in_async, handlers, with_calls)
 
 
+def _reads_exception(text: str) -> bool:
+    """`future.exception()` reads an outcome; `log.exception(...)` (the common case) does not."""
+    start = 0
+    while (found := text.find(".exception(", start)) != -1:
+        if not text[max(0, found - 7) : found].endswith(("log", "logger", "logging", "LOG", "LOGGER")):
+            return True
+        start = found + 1
+    return False
+
+
 class _Collector:
     def __init__(self, class_path: tuple[str, ...], line_shift: int = 0, text: str | None = None) -> None:
         self.class_path = class_path
         self.line_shift = line_shift
         # Without these words no function here can read a future's outcome.
-        self.may_read_outcome = text is None or ".result(" in text or ".exception(" in text
+        self.may_read_outcome = text is None or ".result(" in text or _reads_exception(text)
         self.module_imports: list[tuple[str, str]] = []
         self.nested_imports: list[tuple[str, str]] = []
         self.defined: set[str] = set()
