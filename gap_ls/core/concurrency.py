@@ -64,6 +64,8 @@ class Access:
     name: str
     write: bool
     held: frozenset[str]  # what the enclosing `with` blocks hold, raw ("self._lock", "_hits_lock")
+    statement: int = 0  # which statement of the unit (accesses in one statement count once)
+    in_test: bool = False  # in an `if`/`while` test (a check, as in double-checked locking)
 
 
 @dataclass(frozen=True)
@@ -119,6 +121,8 @@ class _Scope:
     function: _FunctionBuilder | None = None
     held: frozenset[str] = frozenset()
     repeated: bool = False
+    statement: int = 0
+    in_test: bool = False
 
 
 @dataclass
@@ -158,12 +162,15 @@ class _FlowReader:
         self.main_guard = False
         self.main_mentions: set[str] = set()
         self.routes: list[Start] = []
+        self.statements_seen = 0
 
     # -- statements -------------------------------------------------------------------------
     def block(self, statements: Sequence[ast.stmt], scope: _Scope) -> None:
         held = set(scope.held)
         for statement in statements:
-            here = _Scope(scope.qualname, scope.class_name, scope.in_class, scope.function, frozenset(held), scope.repeated)
+            self.statements_seen += 1
+            here = _Scope(scope.qualname, scope.class_name, scope.in_class, scope.function, frozenset(held), scope.repeated,
+                          self.statements_seen)
             self.statement(statement, here)
             held |= _acquired(statement)
             held -= _released(statement)
@@ -203,13 +210,14 @@ class _FlowReader:
                 for target in node.targets if isinstance(node, ast.Assign) else [node.target]:
                     self._note_construction(target, node.value, scope)
             repeated = scope.repeated or isinstance(node, _LOOPS)
+            testing = isinstance(node, (ast.If, ast.While))
             for name, value in ast.iter_fields(node):
                 if name in ("body", "orelse", "finalbody", "handlers", "cases"):
                     continue
                 for child in value if isinstance(value, list) else [value]:
                     if isinstance(child, ast.expr):
-                        self.expression(child, _Scope(scope.qualname, scope.class_name, scope.in_class,
-                                                      scope.function, scope.held, repeated))
+                        self.expression(child, _Scope(scope.qualname, scope.class_name, scope.in_class, scope.function,
+                                                      scope.held, repeated, scope.statement, testing and name == "test"))
             inner = _Scope(scope.qualname, scope.class_name, scope.in_class, scope.function, scope.held, repeated)
             for block_name in ("body", "orelse", "finalbody"):
                 block = getattr(node, block_name, None)
@@ -317,11 +325,13 @@ class _FlowReader:
         function = scope.function
         assert function is not None
         if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "self":
-            function.self_accesses.append(Access(node.attr, _is_written(node), scope.held))
+            function.self_accesses.append(Access(node.attr, _is_written(node), scope.held, scope.statement, scope.in_test))
         elif isinstance(node, ast.Name):
             if isinstance(node.ctx, (ast.Store, ast.Del)):
                 function.locals.add(node.id)
-            function.global_accesses.append(Access(node.id, _is_written(node), scope.held))  # filtered in build()
+            function.global_accesses.append(  # filtered in build()
+                Access(node.id, _is_written(node), scope.held, scope.statement, scope.in_test)
+            )
         elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
             receiver = node.func.value
             if isinstance(receiver, ast.Name) and receiver.id == "self":
@@ -598,16 +608,27 @@ class Discipline:
     # Accesses per attribute, under the lock (or in a helper) and not, outside construction.
     guarded_count: dict[str, int] = field(default_factory=dict)
     unguarded_count: dict[str, int] = field(default_factory=dict)
+    # attribute -> function -> the locks held around its accesses there
+    locks_of: dict[str, dict[str, frozenset[str]]] = field(default_factory=dict)
+
+    def locks_elsewhere(self, name: str, function: str) -> frozenset[str]:
+        """The locks other functions hold around ``name``."""
+        found: set[str] = set()
+        for other, held in self.locks_of.get(name, {}).items():
+            if other != function:
+                found |= held
+        return frozenset(found)
 
     def mostly_guarded(self, name: str) -> bool:
-        """Accesses under the lock are at least as many as writes without it (CodeQL's
-        inconsistent-synchronisation idea: the unlocked writes are then the exception; reads
-        outside the lock, as in double-checked locking, are common and not counted)."""
+        """At least half the accesses hold the lock (CodeQL's inconsistent-synchronisation idea:
+        the unlocked ones are then the exception). A statement counts once, and reads in an
+        `if` test outside the lock (double-checked locking's first look) do not count."""
         return self.guarded_count.get(name, 0) >= max(self.unguarded_count.get(name, 0), 1)
 
     def key(self) -> tuple:
         return (self.locks, tuple(sorted(self.guarded.items())), self.under_lock_helpers, self.construction,
-                tuple(sorted(self.guarded_count.items())), tuple(sorted(self.unguarded_count.items())))
+                tuple(sorted(self.guarded_count.items())), tuple(sorted(self.unguarded_count.items())),
+                tuple(sorted((k, tuple(sorted(v.items()))) for k, v in self.locks_of.items())))
 
 
 @dataclass(frozen=True)
@@ -1006,7 +1027,8 @@ class ConcurrencyModel:
         if class_info is None or not class_info.lock_attributes:
             return None
         lock = sorted(class_info.lock_attributes)[0]
-        asynchronous = self._async_lock(info.class_name, lock)
+        # Coroutines run on the event loop, not on the threads a thread lock is for.
+        asynchronous = self._async_lock(info.class_name, lock) or info.is_async
         via = (f"`{_short(info.class_name)}` owns a lock (`self.{lock}`), so its methods are meant to be called "
                + ("from several tasks" if asynchronous else "from several threads"))
         if asynchronous:
@@ -1081,6 +1103,8 @@ class ConcurrencyModel:
         guarded: dict[str, set[str]] = {}
         guarded_count: dict[str, int] = {}
         unguarded_count: dict[str, int] = {}
+        counted: set[tuple[str, int, str, bool]] = set()
+        locks_of: dict[str, dict[str, set[str]]] = {}
         for flow in members:
             name = flow.qualname.rpartition(".")[2]
             if name in construction:
@@ -1090,13 +1114,19 @@ class ConcurrencyModel:
                     continue
                 held_locks = {h for h in access.held if self._is_class_lock(h, class_name)}
                 locks |= held_locks
-                if held_locks or name in helpers:
+                under = bool(held_locks) or name in helpers
+                if under:
                     guarded.setdefault(access.name, set()).add(flow.qualname)
-                    guarded_count[access.name] = guarded_count.get(access.name, 0) + 1
-                elif access.write:
-                    unguarded_count[access.name] = unguarded_count.get(access.name, 0) + 1
+                    locks_of.setdefault(access.name, {}).setdefault(flow.qualname, set()).update(held_locks)
+                once = (flow.qualname, access.statement, access.name, under)
+                if once in counted or (not under and access.in_test and not access.write):
+                    continue
+                counted.add(once)
+                counts = guarded_count if under else unguarded_count
+                counts[access.name] = counts.get(access.name, 0) + 1
         return Discipline(frozenset(locks), {k: frozenset(v) for k, v in guarded.items()}, frozenset(helpers),
-                          frozenset(construction), guarded_count, unguarded_count)
+                          frozenset(construction), guarded_count, unguarded_count,
+                          {k: {f: frozenset(h) for f, h in v.items()} for k, v in locks_of.items()})
 
     def _is_class_lock(self, held: str, class_name: str) -> bool:
         """A thread lock of the class (or module). An asyncio lock is left out: without an

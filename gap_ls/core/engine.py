@@ -23,7 +23,7 @@ from gap_ls.core import registry
 from gap_ls.core.model import Family, Finding, FixHint, Related, Span, Suppression
 from gap_ls.core.nodes import children
 from gap_ls.core.resolve import Resolver
-from gap_ls.core.rule import FixRequest, Report, Rule, UnitContext
+from gap_ls.core.rule import Report, Rule, UnitContext
 from gap_ls.core.settings import Settings
 from gap_ls.core.source import SourceDecodeError, SourceSyntaxError, Unit, decode_source
 from gap_ls.core.summary import ModuleSummary
@@ -306,19 +306,17 @@ def _to_finding(
         unverifiable=report.unverifiable,
         related=tuple(Related(_span(positions[node], offset), message) for node, message in report.related),
         fixes=tuple(
-            FixHint(kind=fix.kind, title=fix.title, target=_span(positions[fix.target], offset), data=_fix_data(fix, positions, offset))
+            FixHint(
+                kind=fix.kind,
+                title=fix.title,
+                target=_span(positions[fix.target], offset),
+                data=dict(fix.data),
+                spans={name: _span(positions[node], offset) for name, node in fix.nodes.items()},
+            )
             for fix in report.fixes
         ),
         anchor_lines=frozenset(anchor_lines),
     )
-
-
-def _fix_data(fix: FixRequest, positions: Mapping[cst.CSTNode, CodeRange], offset: int) -> dict:
-    data = dict(fix.data)
-    for name, node in fix.nodes.items():
-        span = _span(positions[node], offset)
-        data[name] = [span.start.line, span.start.column, span.end.line, span.end.column]
-    return data
 
 
 # -- meta findings -----------------------------------------------------------------

@@ -84,6 +84,10 @@ class FixHint:
     title: str
     target: Span
     data: Mapping[str, Any] = field(default_factory=dict)
+    spans: Mapping[str, Span] = field(default_factory=dict)  # more places the fix needs, by name
+
+    def shifted(self, lines: int) -> FixHint:
+        return replace(self, target=self.target.shifted(lines), spans={k: v.shifted(lines) for k, v in self.spans.items()})
 
 
 @dataclass(frozen=True)
@@ -123,7 +127,7 @@ class Finding:
             self,
             span=self.span.shifted(lines),
             related=tuple(Related(r.span.shifted(lines), r.message) for r in self.related),
-            fixes=tuple(replace(f, target=f.target.shifted(lines)) for f in self.fixes),
+            fixes=tuple(f.shifted(lines) for f in self.fixes),
             anchor_lines=frozenset(line + lines for line in self.anchor_lines),
         )
 
@@ -143,7 +147,8 @@ class Finding:
             "unverifiable": list(self.unverifiable),
             "related": [{"span": _span_json(r.span), "message": r.message} for r in self.related],
             "fixes": [
-                {"kind": f.kind, "title": f.title, "target": _span_json(f.target), "data": dict(f.data)}
+                {"kind": f.kind, "title": f.title, "target": _span_json(f.target), "data": dict(f.data),
+                 "spans": {k: _span_json(v) for k, v in f.spans.items()}}
                 for f in self.fixes
             ],
             "anchor_lines": sorted(self.anchor_lines),
@@ -168,7 +173,11 @@ class Finding:
             checked=tuple(data["checked"]),
             unverifiable=tuple(data["unverifiable"]),
             related=tuple(Related(_span_of(r["span"]), r["message"]) for r in data["related"]),
-            fixes=tuple(FixHint(f["kind"], f["title"], _span_of(f["target"]), f["data"]) for f in data["fixes"]),
+            fixes=tuple(
+                FixHint(f["kind"], f["title"], _span_of(f["target"]), f["data"],
+                        {k: _span_of(v) for k, v in f.get("spans", {}).items()})
+                for f in data["fixes"]
+            ),
             anchor_lines=frozenset(data["anchor_lines"]),
             suppressed_by=Suppression(
                 suppression["line"], tuple(suppression["codes"]), suppression["reason"], suppression["style"],

@@ -69,8 +69,7 @@ class FixRequest:
     title: str
     target: cst.CSTNode
     data: Mapping[str, Any] = field(default_factory=dict)
-    # More nodes the fix needs, by name; each reaches the fix as its span in ``data``
-    # ([start line, start column, end line, end column], 0-based file coordinates).
+    # More nodes the fix needs, by name; each reaches the fix as a span (FixHint.spans).
     nodes: Mapping[str, cst.CSTNode] = field(default_factory=dict)
 
 

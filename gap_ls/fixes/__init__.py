@@ -16,11 +16,15 @@ from dataclasses import dataclass
 import libcst as cst
 
 from gap_ls.core.model import Finding, FixHint, TextEdit
+from gap_ls.fixes.create import get_or_create, handle_duplicate, set_if_absent, use_incr
 from gap_ls.fixes.edits import FixContext, FixNotApplicable, ModuleAdditions, UnitTree, fix_unit
+from gap_ls.fixes.files import ignore_missing, set_flag
+from gap_ls.fixes.lock import hoist_lock, lock_guard
 from gap_ls.fixes.narrow import narrow
 from gap_ls.fixes.observe import observe
 from gap_ls.fixes.reraise import reraise
 from gap_ls.fixes.retry import raise_after_retries
+from gap_ls.fixes.rows import atomic_update, lock_row
 from gap_ls.fixes.suppress import suppress
 
 SUPPRESS = "suppress"
@@ -56,7 +60,17 @@ def compute_edits(text: str, finding: Finding, kind: str, context: FixContext | 
     if hint is None or kind not in _TRANSFORMS:
         raise FixNotApplicable(f"{finding.code} offers no fix {kind!r}")
     transform = _TRANSFORMS[kind]
-    return fix_unit(text, hint.target.start.line, lambda tree, additions: transform(tree, additions, hint), context)
+    try:
+        return fix_unit(text, hint.target.start.line, lambda tree, additions: transform(tree, additions, hint), context)
+    except FixNotApplicable:
+        if _marked_here(text, hint.target.start.line):
+            return []  # a fix already rewrote this line (its TODO says so): nothing more to do
+        raise
+
+
+def _marked_here(text: str, line: int) -> bool:
+    lines = text.splitlines()
+    return line < len(lines) and "TODO(gap-ls)" in lines[line]
 
 
 Transform = Callable[[UnitTree, ModuleAdditions, FixHint], cst.Module]
@@ -66,6 +80,16 @@ _TRANSFORMS: dict[str, Transform] = {
     "narrow": lambda tree, additions, hint: narrow(tree, additions, hint.target, list(hint.data.get("types", []))),
     "observe-result": lambda tree, additions, hint: observe(tree, additions, hint.target, str(hint.data.get("kind"))),
     "raise-after-retries": lambda tree, additions, hint: raise_after_retries(tree, additions, hint.target),
+    "lock-guard": lock_guard,
+    "hoist-lock": hoist_lock,
+    "lock-row": lock_row,
+    "atomic-update": atomic_update,
+    "get-or-create": get_or_create,
+    "handle-duplicate": handle_duplicate,
+    "use-incr": use_incr,
+    "set-if-absent": set_if_absent,
+    "exist-ok": set_flag,
+    "missing-ok": ignore_missing,
 }
 
 __all__ = ["SUPPRESS", "FixAction", "FixContext", "FixNotApplicable", "actions_for", "compute_edits"]

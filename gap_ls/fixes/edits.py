@@ -19,7 +19,7 @@ from libcst.metadata import CodeRange
 
 from gap_ls.core.model import Position, Span, TextEdit
 from gap_ls.core.nodes import node_positions
-from gap_ls.core.source import MEMBER_HEADER, SourceSyntaxError, Unit, parse_module, split_lines
+from gap_ls.core.source import MEMBER_HEADER, SourceSyntaxError, Unit, first_line, parse_module, split_lines
 from gap_ls.core.summary import ModuleSummary, summarize
 
 
@@ -102,14 +102,30 @@ def load_unit(text: str, line: int, context: FixContext | None = None) -> UnitTr
 
 @dataclass
 class ModuleAdditions:
-    """Imports and helper definitions a fix needs at module level (added once)."""
+    """What a fix needs outside the unit it rewrites: imports and helper definitions at module
+    level, and statements at the start of a class's `__init__` (each added once)."""
 
     imports: list[str] = field(default_factory=list)  # module names: "logging", "asyncio"
     helpers: list[tuple[str, str]] = field(default_factory=list)  # (name, source of the definition)
+    from_imports: list[tuple[str, str]] = field(default_factory=list)  # ("django.db", "transaction")
+    init_lines: list[tuple[str, str, str]] = field(default_factory=list)  # (class, statement, class-level fallback)
 
     def need_import(self, module: str) -> None:
         if module not in self.imports:
             self.imports.append(module)
+
+    def need_from_import(self, module: str, name: str) -> None:
+        if (module, name) not in self.from_imports:
+            self.from_imports.append((module, name))
+
+    def need_init_line(self, class_name: str, statement: str, fallback: str) -> None:
+        """``statement`` (e.g. `self._lock = threading.Lock()`) at the start of ``class_name``'s
+        `__init__`; a class without one gets ``fallback`` as a class attribute instead."""
+        if all(entry[0] != class_name or entry[1] != statement for entry in self.init_lines):
+            self.init_lines.append((class_name, statement, fallback))
+
+    def empty(self) -> bool:
+        return not (self.imports or self.helpers or self.from_imports or self.init_lines)
 
     def need_helper(self, name: str, source: str) -> None:
         if all(existing != name for existing, _ in self.helpers):
@@ -132,7 +148,7 @@ def fix_unit(text: str, line: int, transform: Transform, context: FixContext | N
     tree = load_unit(text, line, context)
     additions = ModuleAdditions()
     new_module = transform(tree, additions)
-    if new_module.deep_equals(tree.module) and not additions.imports and not additions.helpers:
+    if new_module.deep_equals(tree.module) and additions.empty():
         return []
     new_unit = new_module.code
     if tree.unit.is_member:
@@ -143,6 +159,7 @@ def fix_unit(text: str, line: int, transform: Transform, context: FixContext | N
     if not tree.unit.text.endswith(("\n", "\r")):
         new_unit = new_unit.rstrip("\r\n")
     new_text = before + new_unit + after
+    new_text = _add_init_lines(new_text, additions)
     new_text = _add_module_level(new_text, tree, additions)
     if new_text == text:
         return []
@@ -161,24 +178,80 @@ WHOLE_FILE_CHECK_LINES = 3000
 
 def _added_block(additions: ModuleAdditions, tree: UnitTree) -> str:
     imports = [f"import {m}\n" for m in additions.imports]
+    imports += [f"from {m} import {n}\n" for m, n in additions.from_imports]
     helpers = [source for name, source in additions.helpers if name not in tree.summary.defined]
     return "".join(imports) + "\n".join(helpers)
 
 
 def _add_module_level(text: str, tree: UnitTree, additions: ModuleAdditions) -> str:
     imports = [m for m in additions.imports if module_alias(tree.summary, m) is None]
+    from_imports = [(m, n) for m, n in additions.from_imports if tree.summary.imports.get(n) != f"{m}.{n}"]
     helpers = [(name, source) for name, source in additions.helpers if name not in tree.summary.defined]
-    if not imports and not helpers:
+    if not imports and not helpers and not from_imports:
         return text
     lines = split_lines(text)
     at = tree.insertion_line()
     newline = _newline_of(lines)
     block = [f"import {module}{newline}" for module in imports]
+    block += [f"from {module} import {name}{newline}" for module, name in from_imports]
     for _, source in helpers:
         block += [newline, newline] + [line + newline for line in source.strip("\n").split("\n")]
     if at < len(lines) and lines[at].strip():
         block += [newline, newline] if helpers or at == 0 else [newline]
     return "".join(lines[:at] + block + lines[at:])
+
+
+def _add_init_lines(text: str, additions: ModuleAdditions) -> str:
+    """Put each (class, statement) at the start of the class's `__init__` (after its docstring
+    and a `super().__init__(...)` call), or the fallback at the start of the class body."""
+    for class_name, statement, fallback in additions.init_lines:
+        try:
+            tree = ast.parse(text)
+        except SyntaxError as exc:
+            raise FixNotApplicable(f"the fixed file does not parse: {exc.msg}") from None
+        cls = _find_class(tree.body, class_name.split("."))
+        if cls is None:
+            raise FixNotApplicable(f"class {class_name} not found")
+        init = next((n for n in cls.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name == "__init__"), None)
+        body, line = (init.body, statement) if init is not None else (cls.body, fallback)
+        code = line.split("  #")[0]
+        if any(ast.get_source_segment(text, node) == code for node in body):
+            continue  # already there
+        text = _insert_statement(text, body, _preamble_length(body), line)
+    return text
+
+
+def _find_class(body: list[ast.stmt], path: list[str]) -> ast.ClassDef | None:
+    for node in body:
+        if isinstance(node, ast.ClassDef) and node.name == path[0]:
+            return node if len(path) == 1 else _find_class(node.body, path[1:])
+    return None
+
+
+def _preamble_length(body: list[ast.stmt]) -> int:
+    """Statements that stay first: a docstring, then a `super().__init__(...)` call."""
+    index = 0
+    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
+        index = 1
+    if index < len(body) and isinstance(body[index], ast.Expr) and isinstance(body[index].value, ast.Call):
+        func = body[index].value.func
+        if isinstance(func, ast.Attribute) and func.attr == "__init__" and "super" in ast.unparse(func.value):
+            index += 1
+    return index
+
+
+def _insert_statement(text: str, body: list[ast.stmt], index: int, statement: str) -> str:
+    """``statement`` inserted as ``body[index]`` (at the end when index == len(body))."""
+    lines = split_lines(text)
+    newline = _newline_of(lines)
+    if index < len(body):
+        anchor = body[index]
+        at = first_line(anchor) - 1
+    else:
+        anchor = body[-1]
+        at = anchor.end_lineno or anchor.lineno
+    indent = lines[anchor.lineno - 1][: anchor.col_offset]
+    return "".join(lines[:at] + [f"{indent}{statement}{newline}"] + lines[at:])
 
 
 def _insertion_line(units: tuple[Unit, ...]) -> int:

@@ -17,7 +17,7 @@ from tests.rules.test_fixtures import FIXTURES, load_fixture
 
 
 def cases():
-    for fixture in sorted(FIXTURES.glob("GAP1*.py")):
+    for fixture in sorted(FIXTURES.glob("GAP*.py")):
         source, _ = load_fixture(fixture)
         for finding in analyze(source, Settings(select=(fixture.stem,))).findings:
             for action in actions_for(finding):
@@ -52,7 +52,16 @@ def test_fix(source: str, finding: Finding, kind: str):
     compile(fixed, "fixed.py", "exec")
     before = analyze(source, Settings(select=(finding.code,)))
     after = analyze(fixed, Settings(select=(finding.code,)))
-    assert len(same_code(after.findings, finding.code)) == len(same_code(before.findings, finding.code)) - 1
+    if finding.family.value == "race":
+        # A race fix may settle more than its own finding (hoisting a lock to the one the other
+        # writers hold also ends their inconsistent locking), or turn another writer of the same
+        # state from "no lock" (GAP201) into "not the lock the others hold" (GAP202); the family
+        # as a whole never grows.
+        family = Settings(select=("race",))
+        assert len(same_code(after.findings, finding.code)) < len(same_code(before.findings, finding.code))
+        assert len(analyze(fixed, family).findings) < len(analyze(source, family).findings)
+    else:
+        assert len(same_code(after.findings, finding.code)) == len(same_code(before.findings, finding.code)) - 1
     if kind == SUPPRESS:
         assert len(after.suppressed) == len(before.suppressed) + 1
     assert "TODO(gap-ls)" in fixed

@@ -124,8 +124,12 @@ class AwaitInterleavedUpdate(FunctionRule):
 
     @staticmethod
     def _locked_across(scope: Scope, read: cst.CSTNode, write: cst.CSTNode) -> bool:
-        held_at_write = scope.lock_held(write, asynchronous=True)
-        return held_at_write is not None and scope.lock_held(read, asynchronous=True) == held_at_write
+        """One `async with <lock>` block holds the read, the await and the write (two blocks on
+        the same lock release it in between)."""
+        region = scope.lock_region(write, asynchronous=True)
+        if region is None:
+            return False
+        return any(ancestor is region for ancestor in scope.context.ancestors(read)) or read is region
 
     def _report(self, scope: Scope, state: State, read: cst.CSTNode, write: cst.CSTNode, awaited: cst.CSTNode, how: str) -> None:
         written = code(write).strip().splitlines()[0]
@@ -143,7 +147,10 @@ class AwaitInterleavedUpdate(FunctionRule):
                 "whether other processes change the same state (an asyncio lock does not cover them)",
             ],
             related=[(read, "read (or checked) here"), (awaited, "other coroutines run here")],
-            fixes=[lock_fix(statement_of(scope, read), statement_of(scope, write), scope, state)],
+            # Read or write already inside a lock block (locked twice, released in between):
+            # merging the blocks is a decision for the author, not a wrap (asyncio locks do not nest).
+            fixes=[] if scope.lock_region(read, True) or scope.lock_region(write, True)
+            else [lock_fix(statement_of(scope, read), statement_of(scope, write), scope, state)],
         )
 
 

@@ -142,12 +142,13 @@ class CheckThenAct(FunctionRule):
         files = self._files_shared(scope, reach)
         if not memory and not files:
             return
+        reported: set[int] = set()
         for act in self._acts(scope, memory, files, reach.repeated if reach else False,
                               reach.self_shared if reach else False):
-            if scope.lock_held(act.act) is not None:
+            if id(act.act) in reported or scope.lock_held(act.act) is not None:
                 continue
+            reported.add(id(act.act))
             self._report(scope, act, reach.via if reach is not None else self.context.evidence().application or "")
-            return  # one finding per function: the first check-then-act
 
     def _files_shared(self, scope: Scope, reach) -> bool:
         return self._files_shared_for(scope.qualname, reach)
@@ -191,12 +192,12 @@ class CheckThenAct(FunctionRule):
             # `if k not in d: d[k] = v` inserts in the body; `if k in d: return` then `d[k] = v` after.
             if container is not None and _tests_membership(check.test, container, key, absent=inside):
                 yield _Act(check, statement, f"`{key} in {container}` is checked, then `{code(target)}` is set",
-                           "memory", state, lock_fix(check, check, scope, state))
+                           "memory", state, lock_fix(check, statement_of(scope, statement), scope, state))
             elif inside and container is None and isinstance(statement, cst.Assign) and _tests_unset(check.test, target):
                 if _rechecks_under_lock(check, target, scope):
                     continue
                 yield _Act(check, statement, f"`{code(target)}` is checked for being unset, then set (lazy initialisation)",
-                           "memory", state, lock_fix(check, check, scope, state))
+                           "memory", state, lock_fix(check, statement_of(scope, statement), scope, state))
 
     def _state_shared(self, state: State, scope: Scope, repeated: bool, self_shared: bool) -> bool:
         if state.kind == "instance":
@@ -219,7 +220,7 @@ class CheckThenAct(FunctionRule):
                 if not isinstance(node, cst.Call):
                     continue
                 act = self._file_act(node, path, creating=creating)
-                if act is not None:
+                if act is not None and not _tolerates_race(node, scope):
                     what, fix = act
                     yield _Act(check, statement_of(scope, node), what, "file", None, fix)
                     return
@@ -331,6 +332,30 @@ class CheckThenAct(FunctionRule):
             related=[(act.check, "checked here")],
             fixes=fixes,
         )
+
+
+_RACE_ERRORS = ("FileNotFoundError", "FileExistsError", "OSError", "IsADirectoryError")
+
+
+def _tolerates_race(call: cst.Call, scope: Scope) -> bool:
+    """The act is ready for the other worker: inside `suppress(FileNotFoundError)` or a `try`
+    that handles the error the race raises."""
+    for ancestor in scope.context.ancestors(call):
+        if ancestor is scope.function:
+            return False
+        if isinstance(ancestor, cst.With) and any(
+            isinstance(i.item, cst.Call) and (dotted_name(i.item.func) or "").endswith("suppress")
+            and any((dotted_name(a.value) or "").endswith(_RACE_ERRORS) for a in i.item.args)
+            for i in ancestor.items
+        ):
+            return True
+        if isinstance(ancestor, cst.Try) and any(
+            h.type is not None and any((dotted_name(n) or "").endswith(_RACE_ERRORS) for n in walk(h.type)
+                                       if isinstance(n, (cst.Name, cst.Attribute)))
+            for h in ancestor.handlers
+        ):
+            return True
+    return False
 
 
 def _may_check_state(test: cst.BaseExpression) -> bool:

@@ -20,7 +20,7 @@ from gap_ls.rules.concurrency.data import (
     query_model,
     row_load,
 )
-from gap_ls.rules.concurrency.shared import FunctionRule, Scope, code
+from gap_ls.rules.concurrency.shared import FunctionRule, Scope, code, statement_of
 
 _CREATE_WORDS = ("create", ".add(", ".set(", ".hset(", "insert", ".save(", "setex")
 _CHECK_WORDS = (".exists(", "DoesNotExist", ".get(", ".first(", "count(", ".scalar", "one_or_none", ".hget(",
@@ -145,8 +145,13 @@ class ExistsThenCreate(FunctionRule):
             check = self._existence_check(create, model, scope)
             if check is None:
                 continue
-            fixes = [FixRequest("handle-duplicate", "Handle the duplicate (IntegrityError)", create, {"orm": orm})]
-            get_or_create = self._get_or_create_fix(check, create, orm)
+            first = statement_of(scope, create)
+            commit = next((n for n in scope.nodes if isinstance(n, cst.Call) and scope.index(n) > scope.index(create)
+                           and method_name(n) in {"commit", "flush"}), None) if orm == "sqlalchemy" else None
+            last = statement_of(scope, commit) if commit is not None and scope.block_of(statement_of(scope, commit)) == scope.block_of(first) else first
+            fixes = [FixRequest("handle-duplicate", "Handle the duplicate (IntegrityError)", first, {"orm": orm},
+                                nodes={"last": last})]
+            get_or_create = self._get_or_create_fix(check, create, orm, scope)
             if get_or_create is not None:
                 fixes.insert(0, get_or_create)
             yield _Race(check, create, f"`{code(create.func)}(...)` runs after checking that the row does not exist", "row",
@@ -197,10 +202,17 @@ class ExistsThenCreate(FunctionRule):
         return False
 
     @staticmethod
-    def _get_or_create_fix(check: cst.CSTNode, create: cst.Call, orm: str) -> FixRequest | None:
+    def _get_or_create_fix(check: cst.CSTNode, create: cst.Call, orm: str, scope: Scope) -> FixRequest | None:
+        """Offered for a Django `create(...)` whose result is not used, after a `filter(...)` check
+        with keyword lookups (they become get_or_create's lookup; the other fields its defaults)."""
         if orm != "django" or method_name(create) != "create" or not isinstance(check, cst.BaseExpression):
             return None
-        return FixRequest("get-or-create", "Use get_or_create", create, {})
+        if not isinstance(scope.context.parent(create), cst.Expr):
+            return None  # `obj = ...create(...)`: get_or_create returns a pair
+        lookup = next((n for n in walk(check) if isinstance(n, cst.Call) and method_name(n) == "filter"), None)
+        if lookup is None or not lookup.args or any(a.keyword is None for a in lookup.args):
+            return None
+        return FixRequest("get-or-create", "Use get_or_create", create, {"lookup": [code(a) for a in lookup.args]})
 
     # -- caches -----------------------------------------------------------------------------------
     def _cache_races(self, scope: Scope) -> Iterator[_Race]:
@@ -225,13 +237,18 @@ class ExistsThenCreate(FunctionRule):
             read_call, holders = reads[(client, key)]
             value = call.args[-1].value if method_name(call) in {"hset"} else (call.args[1].value if len(call.args) > 1 else None)
             if value is not None and _uses(value, holders):
+                django = scope.summary.qualify(client).startswith("django.")
                 yield _Race(read_call, call, f"`{key}` is read, then written with a value computed from the read", "counter",
-                            (FixRequest("use-incr", "Use incr", call, {"client": client}),))
+                            (FixRequest("use-incr", "Use incr", call, {"client": client, "django": django}),))
                 return
             guard = self._exiting_guard(read_call, holders, call, scope)
             if guard is not None and not self._returns_cached(guard, read_call, holders, scope):
+                django = scope.summary.qualify(client).startswith("django.")
+                title = "Set only if absent (cache.add)" if django else "Set only if absent (nx=True)"
+                guard_if = scope.context.parent(guard)
                 yield _Race(guard, call, f"`{key}` is checked, then set, as a lock or a claim", "claim",
-                            (FixRequest("set-if-absent", "Set only if absent (nx=True / cache.add)", call, {"client": client}),))
+                            (FixRequest("set-if-absent", title, call, {"client": client, "django": django},
+                                        nodes={"guard": guard_if}),))
                 return
 
     @staticmethod

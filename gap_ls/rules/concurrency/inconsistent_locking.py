@@ -101,12 +101,15 @@ class InconsistentLocking(FunctionRule):
             if name is None or name in reported:
                 continue
             elsewhere = discipline.guarded.get(name, frozenset()) - {scope.qualname}
-            if not elsewhere or not discipline.mostly_guarded(name) or scope.lock_held(statement) is not None:
+            if not elsewhere or not discipline.mostly_guarded(name):
                 continue
+            if scope.lock_held(statement) is not None:
+                continue  # some lock is held (which one is not compared, as in RacerD)
+            others = discipline.locks_elsewhere(name, scope.qualname)
             if _after_join(statement, scope):
                 continue  # the threads this method waited for have stopped
             reported.add(name)
-            lock = sorted(discipline.locks)[0] if discipline.locks else None
+            lock = sorted(others)[0] if others else None
             self._report(statement, state, scope, lock, sorted(elsewhere))
 
     def _owns_lock(self, class_name: str | None) -> bool:
@@ -125,9 +128,10 @@ class InconsistentLocking(FunctionRule):
         methods = ", ".join(f"`{q.rpartition('.')[2]}()`" for q in elsewhere[:3])
         held = f"`{lock}`" if lock else "the lock"
         written = code(statement).strip().splitlines()[0]
+        how = "without it"
         self.report(
             statement,
-            f"{state.shown()} is guarded by {held} in {methods} but written here without it (`{written}`): "
+            f"{state.shown()} is guarded by {held} in {methods} but written here {how} (`{written}`): "
             "a thread inside the locked code can lose this write or keep using the old value",
             checked=[
                 f"{methods} access {state.shown()} while holding {held}",
@@ -136,6 +140,8 @@ class InconsistentLocking(FunctionRule):
             ],
             unverifiable=[
                 f"whether `{scope.name}` can run while another thread is inside the locked code",
+                "whether a lock held elsewhere in this file is the same object as this one (locks are compared by "
+                "whether one is held, not by which)",
                 "whether subclasses or other modules touch the attribute under a different discipline",
             ],
             fixes=[lock_fix(statement_of(scope, statement), statement_of(scope, statement), scope, state, lock,

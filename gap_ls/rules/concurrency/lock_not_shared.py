@@ -74,7 +74,8 @@ class LockNotShared(FunctionRule):
             if isinstance(node, cst.With):
                 for item in node.items:
                     if isinstance(item.item, cst.Call) and self._constructor(item.item) is not None:
-                        self._report(item.item, scope, "a new lock for every call, created in the `with` itself")
+                        reuse = self._guard_of(node, scope)
+                        self._report(item.item, scope, "a new lock for every call, created in the `with` itself", reuse)
             elif isinstance(node, cst.Assign) and len(node.targets) == 1 and isinstance(node.targets[0].target, cst.Name):
                 name = node.targets[0].target.value
                 if (
@@ -109,7 +110,24 @@ class LockNotShared(FunctionRule):
             return False  # passed, stored, returned or captured: shared with someone
         return used_in_with
 
-    def _report(self, constructor: cst.Call, scope: Scope, why: str) -> None:
+    def _guard_of(self, block: cst.With, scope: Scope) -> str | None:
+        """A lock other functions hold around state this block writes: the one to use here."""
+        for node in walk(block.body):
+            targets = [t.target for t in node.targets] if isinstance(node, cst.Assign) else (
+                [node.target] if isinstance(node, cst.AugAssign) else [])
+            for target in targets:
+                state = scope.state_of(target)
+                if state is None:
+                    continue
+                owner, name = ("", state.root) if state.kind == "global" else (scope.class_name, state.attribute)
+                if owner is None or name is None:
+                    continue
+                held = self.context.discipline(owner).locks_elsewhere(name, scope.qualname)
+                if len(held) == 1:
+                    return next(iter(held))
+        return None
+
+    def _report(self, constructor: cst.Call, scope: Scope, why: str, reuse: str | None = None) -> None:
         made = code(constructor)
         self.report(
             constructor,
@@ -122,8 +140,8 @@ class LockNotShared(FunctionRule):
                 "which scope the lock should have: the process (module level), the object (`self`), "
                 "or several processes and hosts (a file or database lock)",
             ],
-            fixes=[FixRequest("hoist-lock", "Hoist the lock to module level", constructor,
-                              {"asynchronous": scope.is_async, "function": scope.name})],
+            fixes=[FixRequest("hoist-lock", f"Use `{reuse}`" if reuse else "Hoist the lock to module level", constructor,
+                              {"asynchronous": scope.is_async, "function": scope.name, "reuse": reuse})],
         )
 
 

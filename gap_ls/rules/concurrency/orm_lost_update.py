@@ -146,7 +146,8 @@ class OrmLostUpdate(FunctionRule):
                         derived[name] = fields
                     continue
                 if _reads_field(node.value, load.variable, field, derived):
-                    yield _Change(node, field, f"from `{load.variable}.{field}`", None)
+                    check = self._checked_before(node, load.variable, field, scope)
+                    yield _Change(node, field, f"from `{load.variable}.{field}`", check)
                     continue
                 check = self._checked_before(node, load.variable, field, scope)
                 if check is not None:
@@ -154,10 +155,12 @@ class OrmLostUpdate(FunctionRule):
             elif isinstance(node, cst.AugAssign):
                 field = _field(node.target, load.variable)
                 if field is not None:
-                    yield _Change(node, field, "from its old value", None)
+                    # A check of the old value before it (`if row.stock < qty: return`) is stale
+                    # too: an atomic update alone would not fix that.
+                    yield _Change(node, field, "from its old value", self._checked_before(node, load.variable, field, scope))
 
     @staticmethod
-    def _checked_before(assignment: cst.Assign, variable: str, field: str, scope: Scope) -> cst.If | None:
+    def _checked_before(assignment: cst.CSTNode, variable: str, field: str, scope: Scope) -> cst.If | None:
         """An `if` testing the same field, whose body holds the assignment or always exits before it."""
         for node in scope.nodes:
             if not isinstance(node, cst.If) or scope.index(node) >= scope.index(assignment):
@@ -201,7 +204,7 @@ class OrmLostUpdate(FunctionRule):
                 nodes={"first": statement_of(scope, load.statement), "last": statement_of(scope, save)},
             )
         ]
-        if change.guarded_by is None and load.model is not None:
+        if change.guarded_by is None and load.model is not None and _updates_in_place(change.statement, load.variable, change.field):
             fixes.append(
                 FixRequest("atomic-update", "Update atomically (F() expression)" if load.orm == "django"
                            else "Update atomically (column expression)", change.statement,
@@ -251,3 +254,13 @@ def _fields_read(value: cst.CSTNode, variable: str, derived: dict[str, set[str]]
         elif isinstance(node, cst.Name) and node.value in derived:
             fields |= derived[node.value]
     return fields
+
+
+def _updates_in_place(statement: cst.CSTNode, variable: str, field: str) -> bool:
+    """`row.f += n` or `row.f = row.f ...`: the new value is an expression of the field itself
+    (one the database can evaluate), not of a local computed earlier."""
+    if isinstance(statement, cst.AugAssign):
+        return True
+    return isinstance(statement, cst.Assign) and any(
+        isinstance(n, cst.Attribute) and _field(n, variable) == field for n in walk(statement.value)
+    )

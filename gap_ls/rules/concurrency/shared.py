@@ -247,6 +247,16 @@ class Scope:
                     yield node, node.func.value
 
     # -- locks ------------------------------------------------------------------------------
+    def lock_region(self, node: cst.CSTNode, asynchronous: bool | None = None) -> cst.With | None:
+        """The innermost `with`/`async with` on a lock around ``node``."""
+        for ancestor in self.context.ancestors(node):
+            if ancestor is self.function:
+                return None
+            if isinstance(ancestor, cst.With) and (asynchronous is None or (ancestor.asynchronous is not None) == asynchronous):
+                if any(self.lock_name(item.item) is not None for item in ancestor.items):
+                    return ancestor
+        return None
+
     def lock_held(self, node: cst.CSTNode, asynchronous: bool | None = None) -> str | None:
         """The lock held where ``node`` runs, as written (`self._lock`), if any: an enclosing
         `with`/`async with` on a lock, or a `lock.acquire()` earlier in an enclosing block."""

@@ -126,10 +126,13 @@ class UnlockedSharedUpdate(FunctionRule):
         """State a lock guards elsewhere is GAP202's (the more precise finding)."""
         state = update.state
         if state.kind == "instance" and scope.class_name is not None and state.attribute is not None:
-            return bool(self.context.discipline(scope.class_name).guarded.get(state.attribute, frozenset()) - {scope.qualname})
-        if state.kind == "global" and scope.class_name is None:
-            return bool(self.context.discipline("").guarded.get(state.root, frozenset()) - {scope.qualname})
-        return False
+            owner, name = scope.class_name, state.attribute
+        elif state.kind == "global" and scope.class_name is None:
+            owner, name = "", state.root
+        else:
+            return False
+        discipline = self.context.discipline(owner)
+        return bool(discipline.guarded.get(name, frozenset()) - {scope.qualname}) and discipline.mostly_guarded(name)
 
     def _report(self, update: Update, scope: Scope, via: str) -> None:
         state = update.state
