@@ -89,3 +89,33 @@ def test_a_broken_statement_keeps_its_last_findings_as_stale():
     assert "GAP106" not in {f.code for f in analysis.findings}
     repaired = document.update(split_lines(text))
     assert repaired.stale == () and {f.code for f in repaired.findings} == before
+
+
+RACE_MODULE = """import threading
+
+hits = 0
+
+
+def record():
+    global hits
+    hits += 1
+
+
+def start():
+    pass
+"""
+
+
+def test_starting_a_thread_elsewhere_flags_the_function_it_reaches():
+    """Whether `record` runs on threads is decided by another unit: an edit there must
+    re-analyse `record` (its result depends on the concurrency model), in both directions."""
+    race = Settings(select=("race",))
+    document = AnalysisDocument.build(RACE_MODULE, race)
+    assert document.analysis.findings == ()
+    started = RACE_MODULE.replace(
+        "def start():\n    pass\n", "def start():\n    for _ in range(4):\n        threading.Thread(target=record).start()\n"
+    )
+    analysis = document.update(split_lines(started))
+    assert [f.code for f in analysis.findings] == ["GAP201"]
+    assert analysis.findings == AnalysisDocument.build(started, race).analysis.findings
+    assert document.update(split_lines(RACE_MODULE)).findings == ()

@@ -222,7 +222,8 @@ class CheckThenAct(FunctionRule):
                 act = self._file_act(node, path, creating=creating)
                 if act is not None and not _tolerates_race(node, scope):
                     what, fix = act
-                    yield _Act(check, statement_of(scope, node), what, "file", None, fix)
+                    checked = f"`{code(check.test)}` is checked, then " + what
+                    yield _Act(check, statement_of(scope, node), checked, "file", None, fix)
                     return
 
     @staticmethod

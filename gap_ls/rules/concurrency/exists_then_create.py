@@ -238,7 +238,8 @@ class ExistsThenCreate(FunctionRule):
             value = call.args[-1].value if method_name(call) in {"hset"} else (call.args[1].value if len(call.args) > 1 else None)
             if value is not None and _uses(value, holders):
                 django = scope.summary.qualify(client).startswith("django.")
-                yield _Race(read_call, call, f"`{key}` is read, then written with a value computed from the read", "counter",
+                what = f"`{code(read_call)}` is read, then `{code(call.func)}({key}, ...)` writes a value computed from it"
+                yield _Race(read_call, call, what, "counter",
                             (FixRequest("use-incr", "Use incr", call, {"client": client, "django": django}),))
                 return
             guard = self._exiting_guard(read_call, holders, call, scope)
@@ -246,7 +247,8 @@ class ExistsThenCreate(FunctionRule):
                 django = scope.summary.qualify(client).startswith("django.")
                 title = "Set only if absent (cache.add)" if django else "Set only if absent (nx=True)"
                 guard_if = scope.context.parent(guard)
-                yield _Race(guard, call, f"`{key}` is checked, then set, as a lock or a claim", "claim",
+                what = f"`{code(read_call)}` is checked, then `{code(call.func)}({key}, ...)` takes the key as a lock or a claim"
+                yield _Race(guard, call, what, "claim",
                             (FixRequest("set-if-absent", title, call, {"client": client, "django": django},
                                         nodes={"guard": guard_if}),))
                 return
