@@ -649,6 +649,7 @@ class ConcurrencyModel:
         self.routes = [r for flow in flows for r in flow.routes]
         self._reach: dict[str, Reach] = {}
         self._discipline: dict[str, Discipline] = {}
+        self._main_reached: frozenset[str] | None = None
         self._compute_reach()
         self.evidence = self._evidence()
 
@@ -671,7 +672,7 @@ class ConcurrencyModel:
 
     def _main_only(self) -> frozenset[str]:
         """Functions reached from the `__main__` guard (and not from any root)."""
-        if not hasattr(self, "_main_reached"):
+        if self._main_reached is None:
             found: set[str] = set()
             pending = [n for n in self.main_mentions if n in self.summary.functions]
             while pending:
@@ -899,7 +900,7 @@ class ConcurrencyModel:
     def _attribute_constructor(self, class_name: str | None, receiver: str) -> str | None:
         if class_name is None:
             return None
-        for qualname, flow in self.flows.items():
+        for flow in self.flows.values():
             if flow.class_name == class_name:
                 for name, called in flow.constructed:
                     if name == receiver:

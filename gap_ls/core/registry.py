@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Iterable
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import TYPE_CHECKING
 
 from gap_ls.core.settings import Settings
@@ -91,7 +91,7 @@ def enabled_rules(settings: Settings, extra_ignores: Iterable[str] = ()) -> tupl
     return tuple(chosen)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _load(target: str) -> type[Rule]:
     module, _, name = target.partition(":")
     return getattr(importlib.import_module(module), name)

@@ -361,3 +361,71 @@ async def test_shutdown_and_exit_end_the_process_promptly(vscode: LanguageClient
     await asyncio.wait_for(client._server.wait(), 10)
     assert client._server.returncode == 0
     assert loop.time() - started < 10
+
+
+RACE_SOURCE = textwrap.dedent(
+    """\
+    import threading
+
+    from flask import Flask
+
+    app = Flask(__name__)
+    VIEW_HITS = {}
+
+
+    @app.route("/products/<sku>")
+    def product(sku):
+        VIEW_HITS[sku] = VIEW_HITS.get(sku, 0) + 1
+        return {"sku": sku}
+    """
+)
+
+
+async def test_race_diagnostic_hover_and_lock_fix(client: LanguageClient, workspace):
+    """GAP201 end to end in every editor profile: the diagnostic, its hover (what cannot be
+    verified: the worker model), and *Guard with a lock* applied through the server."""
+    uri, diagnostics = await opened(client, workspace, RACE_SOURCE, "views.py")
+    [diagnostic] = diagnostics
+    encoding = encoding_of(client, client.init_result)
+    assert diagnostic.code == "GAP201"
+    assert diagnostic.range.start == position_of(RACE_SOURCE, "VIEW_HITS[sku] =", encoding)
+    hover = await client.text_document_hover_async(
+        types.HoverParams(text_document=types.TextDocumentIdentifier(uri=uri), position=diagnostic.range.start)
+    )
+    value = hover.contents.value
+    assert "GAP201" in value and "whether this really runs concurrently in production" in value
+    assert "Flask request handler" in value  # how gap-ls knows it runs on several threads
+    actions = await client.text_document_code_action_async(
+        types.CodeActionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            range=diagnostic.range,
+            context=types.CodeActionContext(diagnostics=[diagnostic]),
+        )
+    )
+    [guard] = [a for a in actions if a.title == "Guard with a lock"]
+    assert guard.is_preferred
+    if guard.edit is None:
+        assert resolves(client)
+        guard = await client.code_action_resolve_async(guard)
+    fixed = apply_text_edits(RACE_SOURCE, edits_of(guard.edit, uri), encoding)
+    assert "_view_hits_lock = threading.Lock()" in fixed
+    assert "    with _view_hits_lock:  # TODO(gap-ls)" in fixed
+    assert "        VIEW_HITS[sku] = VIEW_HITS.get(sku, 0) + 1" in fixed
+    waiter = None if pulls(client) else asyncio.ensure_future(wait_for_publish(client, uri, 2))
+    change_document(client, uri, 2, [replace_all(fixed)])
+    diagnostics = await waiter if waiter is not None else await diagnostics_for(client, uri, 2)
+    assert diagnostics == []
+
+
+async def test_hover_over_a_lock_says_what_it_cannot_serialise(vscode: LanguageClient, workspace):
+    client = vscode
+    text = RACE_SOURCE.replace("VIEW_HITS = {}\n", "VIEW_HITS = {}\n_hits_lock = threading.Lock()\n").replace(
+        "    VIEW_HITS[sku] = VIEW_HITS.get(sku, 0) + 1\n",
+        "    with _hits_lock:\n        VIEW_HITS[sku] = VIEW_HITS.get(sku, 0) + 1\n",
+    )
+    uri, diagnostics = await opened(client, workspace, text, "locked.py")
+    assert diagnostics == []
+    hover = await client.text_document_hover_async(
+        types.HoverParams(text_document=types.TextDocumentIdentifier(uri=uri), position=position_of(text, "_hits_lock:", "utf-16"))
+    )
+    assert "several worker processes" in hover.contents.value

@@ -169,8 +169,7 @@ def cache_client(expression: cst.BaseExpression | None, scope: Scope) -> str | N
     constructor = scope.summary.constructed.get(name)
     if constructor is not None and _REDIS_FACTORIES.search(scope.summary.qualify(constructor)):
         return name
-    if name.startswith("self.") or name in scope.locals:
-        return name if _CACHE_NAME.search(name.rpartition(".")[2]) and _imports_cache(scope) else None
+    # Otherwise by name (`r`, `rdb`, `redis_client`, `self.cache`), in a module that imports a cache.
     return name if _CACHE_NAME.search(name.rpartition(".")[2]) and _imports_cache(scope) else None
 
 
