@@ -20,6 +20,7 @@ Nothing here knows about libcst or LSP.
 from __future__ import annotations
 
 import ast
+import functools
 import re
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
@@ -625,7 +626,14 @@ class Discipline:
         `if` test outside the lock (double-checked locking's first look) do not count."""
         return self.guarded_count.get(name, 0) >= max(self.unguarded_count.get(name, 0), 1)
 
+    @functools.cached_property
+    def _key(self) -> tuple:
+        return self.key_of()
+
     def key(self) -> tuple:
+        return self._key
+
+    def key_of(self) -> tuple:
         return (self.locks, tuple(sorted(self.guarded.items())), self.under_lock_helpers, self.construction,
                 tuple(sorted(self.guarded_count.items())), tuple(sorted(self.unguarded_count.items())),
                 tuple(sorted((k, tuple(sorted(v.items()))) for k, v in self.locks_of.items())))
@@ -641,6 +649,8 @@ class _Seed:
 class ConcurrencyModel:
     def __init__(self, summary: ModuleSummary, flows: Sequence[UnitFlow]) -> None:
         self.summary = summary
+        self._import_order = list(dict.fromkeys(q.split(".")[0] for q in summary.imports.values()))
+        self.import_roots = frozenset(self._import_order)
         self.flows = {f.qualname: f for flow in flows for f in flow.functions}
         self.starts = [s for flow in flows for s in flow.starts]
         self.optimistic = frozenset(c for flow in flows for c in flow.optimistic_classes)
@@ -650,6 +660,8 @@ class ConcurrencyModel:
         self._reach: dict[str, Reach] = {}
         self._discipline: dict[str, Discipline] = {}
         self._main_reached: frozenset[str] | None = None
+        self._writers: dict[str, frozenset[str]] | None = None
+        self._attribute_calls: dict[tuple[str, str], str] | None = None
         self._compute_reach()
         self.evidence = self._evidence()
 
@@ -696,9 +708,14 @@ class ConcurrencyModel:
         return self._discipline[class_name]
 
     def writers_of_global(self, name: str) -> frozenset[str]:
-        return frozenset(
-            q for q, flow in self.flows.items() if any(a.name == name and a.write for a in flow.global_accesses)
-        )
+        if self._writers is None:
+            writers: dict[str, set[str]] = {}
+            for qualname, flow in self.flows.items():
+                for access in flow.global_accesses:
+                    if access.write:
+                        writers.setdefault(access.name, set()).add(qualname)
+            self._writers = {k: frozenset(v) for k, v in writers.items()}
+        return self._writers.get(name, frozenset())
 
     def is_lock(self, held: str, class_name: str | None) -> bool:
         """Whether a name held by `with` is a lock: a lock attribute of the class, a module lock,
@@ -898,14 +915,17 @@ class ConcurrencyModel:
         return None
 
     def _attribute_constructor(self, class_name: str | None, receiver: str) -> str | None:
+        """What `self.x = <call>()` assigned, for an attribute of ``class_name``."""
         if class_name is None:
             return None
-        for flow in self.flows.values():
-            if flow.class_name == class_name:
+        if self._attribute_calls is None:
+            found: dict[tuple[str, str], str] = {}
+            for flow in self.flows.values():
                 for name, called in flow.constructed:
-                    if name == receiver:
-                        return called
-        return None
+                    if flow.class_name is not None and name.startswith("self."):
+                        found.setdefault((flow.class_name, name), called)
+            self._attribute_calls = found
+        return self._attribute_calls.get((class_name, receiver))
 
     def _start_targets(self, start: Start) -> Iterator[tuple[str, bool]]:
         target = start.target
@@ -1051,15 +1071,12 @@ class ConcurrencyModel:
 
     # -- evidence -------------------------------------------------------------------------------
     def _imports_any(self, roots: Iterable[str]) -> bool:
-        wanted = tuple(roots)
-        return any(q.split(".")[0] in wanted for q in self.summary.imports.values())
+        return not self.import_roots.isdisjoint(roots)
 
     def _imported(self, roots: Iterable[str]) -> str | None:
-        wanted = tuple(roots)
-        for qualified in self.summary.imports.values():
-            if qualified.split(".")[0] in wanted:
-                return qualified.split(".")[0]
-        return None
+        """The first imported top-level module among ``roots`` (in the order the file imports)."""
+        wanted = set(roots)
+        return next((root for root in self._import_order if root in wanted), None)
 
     def _evidence(self) -> Evidence:
         application = None

@@ -101,6 +101,7 @@ class AnalysisDocument:
     _cache: dict[tuple[tuple[str, ...], str], _Cached] = field(default_factory=dict)
     _facts: FactsCache = field(default_factory=lambda: FactsCache())
     _flows: dict[tuple[tuple[str, ...], str], UnitFlow] = field(default_factory=dict)  # see ModuleSummary.concurrency
+    _model_cache: dict[str, object] = field(default_factory=dict)
     _module_key: tuple | None = None
     _module_version: int = 0
     _stale: tuple[Finding, ...] = ()
@@ -117,8 +118,6 @@ class AnalysisDocument:
         old = self.lines
         if new == old and self.segments:
             return self.analysis
-        text = "".join(new)
-        self._facts.usage_words = tuple(word for word in USAGE_WORDS if word in text)
         was_broken = any(s.blanked for s in self.segments)
         if not was_broken:
             self._stale = ()
@@ -241,13 +240,18 @@ class AnalysisDocument:
         summary.sources = tuple((s.class_path, s.text) for s in unit_segments)
         summary.flow_cache = self._flows
         summary.flow_statements = self._facts.statements
+        summary.model_cache = self._model_cache
         module_key = summary.module_key()
         if module_key != self._module_key:
             self._module_key = module_key
             self._module_version += 1
         rules = registry.enabled_rules(self.settings, self.settings.ignored_for(self.path))
         source = UnitSource("".join(self.lines), self.path, self.resolver)
-        triggers = _present(triggers_of([r for r in rules if not r.meta], summary), source.text)
+        triggers = triggers_of([r for r in rules if not r.meta], summary)
+        if not self._cache:
+            # A fresh build analyses every unit: searching each only for the trigger words the
+            # file holds pays off. An edit analyses a few units; scanning the file would not.
+            triggers = _present(triggers, source.text)
         raw: list[Finding] = []
         self.units_analysed = 0
         live = set()
@@ -357,6 +361,7 @@ def _cut(
         tree = ast.parse(MEMBER_HEADER + text if class_path else text)
     except PARSE_ERRORS:
         return None
+    facts.usage_words = tuple(word for word in USAGE_WORDS if word in text)  # only this region is cut
     if not class_path:
         return _tile(tree.body, lines, start, end, (), start, facts)
     if len(tree.body) != 1 or not isinstance(tree.body[0], ast.ClassDef) or not tree.body[0].body:
@@ -371,6 +376,7 @@ def _recover(lines: list[str], start: int, end: int, facts: FactsCache) -> list[
     """Blank the broken top-level blocks of lines [start, end) (one at a time, from the first
     error) and cut the rest; each blanked block's error goes to the segment that holds it."""
     region = list(lines[start:end])
+    facts.usage_words = USAGE_WORDS
     blocks: list[tuple[int, int, SourceSyntaxError]] = []  # blanked [first, stop) and its error
     for _ in range(MAX_RECOVERIES):
         try:

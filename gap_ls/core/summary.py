@@ -185,6 +185,7 @@ class ModuleSummary:
     sources: tuple[tuple[tuple[str, ...], str], ...] = ()
     flow_cache: dict[tuple[tuple[str, ...], str], UnitFlow] = field(default_factory=dict)
     flow_statements: dict[tuple[tuple[str, ...], str], list[ast.stmt]] = field(default_factory=dict)  # cut trees
+    model_cache: dict[str, object] = field(default_factory=dict)  # the last model and its inputs (the document's)
     _model: ConcurrencyModel | None = field(default=None, repr=False)
     _has_roots: bool | None = field(default=None, repr=False)
     _model_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -288,7 +289,15 @@ class ModuleSummary:
                         flow = unit_flow(class_path, text) if statements is None else flow_of_statements(statements, class_path)
                         self.flow_cache[key] = flow
                     flows.append(flow)
-                self._model = ConcurrencyModel(self, flows)
+                # An edit that changes no flow fact and no module fact (most edits inside a
+                # function body) gives the same model: reuse the last one built.
+                key = (tuple(flows), self.module_key(), tuple(info.key() for info in self.functions.values()))
+                last = self.model_cache.get("last")  # (key, model): one value, replaced whole
+                if isinstance(last, tuple) and last[0] == key:
+                    self._model = last[1]
+                else:
+                    self._model = ConcurrencyModel(self, flows)
+                    self.model_cache["last"] = (key, self._model)
             return self._model
 
 
