@@ -29,9 +29,9 @@ from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gap_ls.core import registry
-from gap_ls.core.concurrency import UnitFlow
 from gap_ls.core.engine import Analysis, UnitSource, finish_analysis, run_unit, syntax_findings, triggers_of
 from gap_ls.core.model import Finding, Suppression
 from gap_ls.core.resolve import Resolver
@@ -51,6 +51,9 @@ from gap_ls.core.source import (
 )
 from gap_ls.core.summary import USAGE_WORDS, ClassFacts, ModuleSummary, UnitFacts, header_facts, merge, unit_facts
 from gap_ls.core.suppression import find_suppressions
+
+if TYPE_CHECKING:  # the concurrency model loads only when a race rule asks for it
+    from gap_ls.core.concurrency import UnitFlow
 
 MAX_RECOVERIES = 8
 

@@ -38,7 +38,9 @@ def rule_by_code(code: str) -> type[Rule] | None:
 
 
 def known_codes() -> frozenset[str]:
-    return frozenset(rule.code for rule in all_rules())
+    from gap_ls.core.catalogue import CATALOGUE
+
+    return frozenset(entry[0] for entry in CATALOGUE)
 
 
 def _specificity(selector: str, rule: type[Rule]) -> int | None:

@@ -1,42 +1,17 @@
 """Every rule gap-ls ships, one module per rule, grouped by family.
 
-Adding a rule: write its module (docstring = documentation), then list its
-class here. A test fails if a module under rules/ defines a rule that is not
-listed, or if two rules share a code.
+Adding a rule: write its module (docstring = documentation), list its class in
+``all_rules.py`` and its code in ``gap_ls/core/catalogue.py``. A test fails if a module
+under rules/ defines a rule that is not listed, or if two rules share a code.
+
+Importing this package loads no rule: a run loads only the modules of the rules it
+enables (see ``registry.enabled_rules``); ``ALL_RULES`` loads them all on first use.
 """
 
-from gap_ls.rules.concurrency.await_interleaved_update import AwaitInterleavedUpdate
-from gap_ls.rules.concurrency.check_then_act import CheckThenAct
-from gap_ls.rules.concurrency.exists_then_create import ExistsThenCreate
-from gap_ls.rules.concurrency.inconsistent_locking import InconsistentLocking
-from gap_ls.rules.concurrency.lock_not_shared import LockNotShared
-from gap_ls.rules.concurrency.orm_lost_update import OrmLostUpdate
-from gap_ls.rules.concurrency.unlocked_shared_update import UnlockedSharedUpdate
-from gap_ls.rules.errors.broad_handler_continues import BroadHandlerContinues
-from gap_ls.rules.errors.broad_suppress import BroadSuppress
-from gap_ls.rules.errors.cancellation_swallowed import CancellationSwallowed
-from gap_ls.rules.errors.logged_then_defaulted import LoggedThenDefaulted
-from gap_ls.rules.errors.operational_error_to_success import OperationalErrorToSuccess
-from gap_ls.rules.errors.retry_exhausted_silently import RetryExhaustedSilently
-from gap_ls.rules.errors.unobserved_async_result import UnobservedAsyncResult
-from gap_ls.rules.meta.syntax_error import UnparsableFile
-from gap_ls.rules.meta.unused_suppression import UnusedSuppression
 
-ALL_RULES = (
-    UnparsableFile,
-    UnusedSuppression,
-    BroadHandlerContinues,
-    LoggedThenDefaulted,
-    BroadSuppress,
-    UnobservedAsyncResult,
-    RetryExhaustedSilently,
-    OperationalErrorToSuccess,
-    CancellationSwallowed,
-    UnlockedSharedUpdate,
-    InconsistentLocking,
-    CheckThenAct,
-    AwaitInterleavedUpdate,
-    OrmLostUpdate,
-    ExistsThenCreate,
-    LockNotShared,
-)
+def __getattr__(name: str):
+    if name == "ALL_RULES":
+        from gap_ls.rules.all_rules import ALL_RULES
+
+        return ALL_RULES
+    raise AttributeError(name)
