@@ -23,4 +23,9 @@ CATALOGUE: tuple[tuple[str, str, str, str], ...] = (
     ("GAP205", "orm-lost-update", "race", "gap_ls.rules.concurrency.orm_lost_update:OrmLostUpdate"),
     ("GAP206", "exists-then-create", "race", "gap_ls.rules.concurrency.exists_then_create:ExistsThenCreate"),
     ("GAP207", "lock-not-shared", "race", "gap_ls.rules.concurrency.lock_not_shared:LockNotShared"),
+    ("GAP301", "retried-side-effect-without-key", "idempotency", "gap_ls.rules.idempotency.retried_side_effect:RetriedSideEffectWithoutKey"),
+    ("GAP302", "key-regenerated-per-attempt", "idempotency", "gap_ls.rules.idempotency.key_per_attempt:KeyRegeneratedPerAttempt"),
+    ("GAP303", "unsafe-http-retry-policy", "idempotency", "gap_ls.rules.idempotency.unsafe_http_retry:UnsafeHttpRetryPolicy"),
+    ("GAP304", "at-least-once-without-dedup", "idempotency", "gap_ls.rules.idempotency.at_least_once:AtLeastOnceWithoutDedup"),
+    ("GAP305", "side-effect-before-retry-point", "idempotency", "gap_ls.rules.idempotency.effect_before_retry:SideEffectBeforeRetryPoint"),
 )

@@ -105,6 +105,7 @@ class AnalysisDocument:
     _facts: FactsCache = field(default_factory=lambda: FactsCache())
     _flows: dict[tuple[tuple[str, ...], str], UnitFlow] = field(default_factory=dict)  # see ModuleSummary.concurrency
     _model_cache: dict[str, object] = field(default_factory=dict)
+    _effects: dict[tuple, object] = field(default_factory=dict)  # see ModuleSummary.effects
     _module_key: tuple | None = None
     _module_version: int = 0
     _stale: tuple[Finding, ...] = ()
@@ -244,6 +245,7 @@ class AnalysisDocument:
         summary.flow_cache = self._flows
         summary.flow_statements = self._facts.statements
         summary.model_cache = self._model_cache
+        summary.effects_cache = self._effects  # type: ignore[assignment]
         module_key = summary.module_key()
         if module_key != self._module_key:
             self._module_key = module_key
@@ -272,6 +274,8 @@ class AnalysisDocument:
             del self._facts[key]
         for key in [k for k in self._flows if k not in live]:
             del self._flows[key]
+        for key in [k for k in self._effects if k[:2] not in live]:
+            del self._effects[key]
         broken = [s for s in self.segments if s.error is not None]
         blanked = [(s.start + s.blanked[0], s.start + s.blanked[1]) for s in self.segments if s.blanked]
         if broken:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from gap_ls.core.concurrency import ConcurrencyModel, UnitFlow
+    from gap_ls.core.idempotency import Catalogue, EffectModel, UnitEffects
 
 LOCK_CONSTRUCTORS = frozenset(
     {
@@ -186,6 +187,8 @@ class ModuleSummary:
     flow_cache: dict[tuple[tuple[str, ...], str], UnitFlow] = field(default_factory=dict)
     flow_statements: dict[tuple[tuple[str, ...], str], list[ast.stmt]] = field(default_factory=dict)  # cut trees
     model_cache: dict[str, object] = field(default_factory=dict)  # the last model and its inputs (the document's)
+    effects_cache: dict[tuple, UnitEffects] = field(default_factory=dict)  # by unit, imports, catalogue (the document's)
+    _effects: dict[Catalogue, EffectModel] = field(default_factory=dict, repr=False)
     _model: ConcurrencyModel | None = field(default=None, repr=False)
     _has_roots: bool | None = field(default=None, repr=False)
     _model_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -255,6 +258,8 @@ class ModuleSummary:
         if kind == "function":
             info = self.functions.get(args[0])
             return info.key() if info is not None else None
+        if kind in ("effects", "unkeyed-http"):
+            return self._effects_fact(kind, args)
         model = self.concurrency()
         if kind == "reach":
             reach = model.reach(args[0])
@@ -270,6 +275,32 @@ class ModuleSummary:
         if kind == "optimistic":
             return args[0] in model.optimistic
         raise ValueError(f"unknown summary fact {kind!r}")
+
+    def _effects_fact(self, kind: str, args: list) -> object:
+        if kind == "effects":
+            return self.effects(args[1]).of(args[0])
+        return self.effects(args[0]).unkeyed_http
+
+    def effects(self, catalogue: Catalogue | None = None) -> EffectModel:
+        """What each function's calls do, for the idempotency rules (built on first use)."""
+        from gap_ls.core.idempotency import DEFAULT_CATALOGUE, EffectModel, unit_effects
+
+        catalogue = catalogue or DEFAULT_CATALOGUE
+        with self._model_lock:
+            model = self._effects.get(catalogue)
+            if model is None:
+                imports = tuple(sorted(self.imports.items()))
+                units = []
+                for class_path, text in self.sources:
+                    key = (class_path, text, imports, catalogue)
+                    found = self.effects_cache.get(key)
+                    if found is None:
+                        found = self.effects_cache[key] = unit_effects(class_path, text, self, catalogue)
+                    units.append(found)
+                for stale in [k for k in self.effects_cache if k[2] != imports or k[3] != catalogue]:
+                    del self.effects_cache[stale]  # read against other imports: never asked for again
+                model = self._effects[catalogue] = EffectModel(self, units)
+            return model
 
     def concurrency(self) -> ConcurrencyModel:
         """Where this module's code runs concurrently (built on first use, from every unit)."""

@@ -19,6 +19,7 @@ from gap_ls.core.model import Finding, FixHint, TextEdit
 from gap_ls.fixes.create import get_or_create, handle_duplicate, set_if_absent, use_incr
 from gap_ls.fixes.edits import FixContext, FixNotApplicable, ModuleAdditions, UnitTree, fix_unit
 from gap_ls.fixes.files import ignore_missing, set_flag
+from gap_ls.fixes.keys import add_key, hoist_key, record_first, safe_methods
 from gap_ls.fixes.lock import hoist_lock, lock_guard
 from gap_ls.fixes.narrow import narrow
 from gap_ls.fixes.observe import observe
@@ -90,6 +91,10 @@ _TRANSFORMS: dict[str, Transform] = {
     "set-if-absent": set_if_absent,
     "exist-ok": set_flag,
     "missing-ok": ignore_missing,
+    "idempotency-key": add_key,
+    "hoist-key": hoist_key,
+    "safe-methods": safe_methods,
+    "record-message-first": record_first,
 }
 
 __all__ = ["SUPPRESS", "FixAction", "FixContext", "FixNotApplicable", "actions_for", "compute_edits"]

@@ -15,6 +15,11 @@ from gap_ls.rules.errors.logged_then_defaulted import LoggedThenDefaulted
 from gap_ls.rules.errors.operational_error_to_success import OperationalErrorToSuccess
 from gap_ls.rules.errors.retry_exhausted_silently import RetryExhaustedSilently
 from gap_ls.rules.errors.unobserved_async_result import UnobservedAsyncResult
+from gap_ls.rules.idempotency.at_least_once import AtLeastOnceWithoutDedup
+from gap_ls.rules.idempotency.effect_before_retry import SideEffectBeforeRetryPoint
+from gap_ls.rules.idempotency.key_per_attempt import KeyRegeneratedPerAttempt
+from gap_ls.rules.idempotency.retried_side_effect import RetriedSideEffectWithoutKey
+from gap_ls.rules.idempotency.unsafe_http_retry import UnsafeHttpRetryPolicy
 from gap_ls.rules.meta.syntax_error import UnparsableFile
 from gap_ls.rules.meta.unused_suppression import UnusedSuppression
 
@@ -35,4 +40,9 @@ ALL_RULES = (
     OrmLostUpdate,
     ExistsThenCreate,
     LockNotShared,
+    RetriedSideEffectWithoutKey,
+    KeyRegeneratedPerAttempt,
+    UnsafeHttpRetryPolicy,
+    AtLeastOnceWithoutDedup,
+    SideEffectBeforeRetryPoint,
 )
