@@ -648,8 +648,12 @@ class ScopeFinder:
             chosen = unkeyed[0] if unkeyed else (effects.effects[0] if effects.effects else None)
             if chosen is not None:
                 via = chosen.via or name
-                return Step(**position, effect=Effect(chosen.kind, chosen.label, chosen.form, chosen.keyed,
-                                                      chosen.fresh_key and (call.lineno, call.col_offset), via),
+                fresh = chosen.fresh_key and (call.lineno, call.col_offset)
+                keyed = chosen.keyed
+                passed, passed_fresh = reader._key(call, "kwarg")  # `self._post(..., idempotency_key=uuid4())`
+                if passed:
+                    keyed, fresh = True, passed_fresh or fresh
+                return Step(**position, effect=Effect(chosen.kind, chosen.label, chosen.form, keyed, fresh, via),
                             fails=True)
             return Step(**position, fails=effects.fails)
         return Step(**position, fails=reader.fails(call))

@@ -15,25 +15,12 @@ from dataclasses import dataclass
 
 import libcst as cst
 
+from gap_ls.core.idempotency import KEY_ARGUMENTS, RETRY_DECORATORS
 from gap_ls.core.model import Position, Span
 from gap_ls.core.nodes import call_name, dotted_name, keyword, node_positions, string_value
 from gap_ls.core.source import Unit
 from gap_ls.core.summary import LOCK_CONSTRUCTORS, ModuleSummary
 
-RETRY_DECORATORS = frozenset(
-    {
-        "tenacity.retry",
-        "backoff.on_exception",
-        "backoff.on_predicate",
-        "retrying.retry",
-        "stamina.retry",
-        "retry.retry",
-        "retry.api.retry",
-    }
-)
-KEY_ARGUMENTS = frozenset(
-    {"idempotency_key", "IdempotencyKey", "MessageDeduplicationId", "ClientToken", "ClientRequestToken", "dedup_key"}
-)
 KEY_HEADERS = frozenset({"idempotency-key", "x-idempotency-key"})
 _LOCK_NAME = re.compile(r"lock|mutex|semaphore", re.IGNORECASE)
 _ASYNC_LOCKS = ("asyncio.", "anyio.", "trio.")

@@ -429,3 +429,53 @@ async def test_hover_over_a_lock_says_what_it_cannot_serialise(vscode: LanguageC
         types.HoverParams(text_document=types.TextDocumentIdentifier(uri=uri), position=position_of(text, "_hits_lock:", "utf-16"))
     )
     assert "several worker processes" in hover.contents.value
+
+
+IDEMPOTENCY_SOURCE = textwrap.dedent(
+    """\
+    import stripe
+    from tenacity import retry, stop_after_attempt
+
+
+    @retry(stop=stop_after_attempt(3))
+    def charge(order):
+        return stripe.PaymentIntent.create(amount=order.total_cents, currency="eur")
+    """
+)
+
+
+async def test_idempotency_diagnostic_hover_and_key_fix(client: LanguageClient, workspace):
+    """GAP301 end to end in every editor profile: the diagnostic pointing at the retry, its hover
+    (what cannot be verified: whether the service deduplicates), and *Add an idempotency key*
+    applied through the server, with the key derived from the order, outside the retry."""
+    uri, diagnostics = await opened(client, workspace, IDEMPOTENCY_SOURCE, "billing.py")
+    [diagnostic] = diagnostics
+    encoding = encoding_of(client, client.init_result)
+    assert diagnostic.code == "GAP301"
+    assert diagnostic.range.start == position_of(IDEMPOTENCY_SOURCE, "stripe.PaymentIntent.create(", encoding)
+    [related] = diagnostic.related_information or [None]
+    if related is not None:  # clients that do not advertise relatedInformation get none
+        assert "runs the scope again" in related.message
+    hover = await client.text_document_hover_async(
+        types.HoverParams(text_document=types.TextDocumentIdentifier(uri=uri), position=diagnostic.range.start)
+    )
+    value = hover.contents.value
+    assert "GAP301" in value and "whether the remote service deduplicates this request by itself" in value
+    actions = await client.text_document_code_action_async(
+        types.CodeActionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            range=diagnostic.range,
+            context=types.CodeActionContext(diagnostics=[diagnostic]),
+        )
+    )
+    [add_key] = [a for a in actions if a.title.startswith("Add an idempotency key")]
+    assert add_key.is_preferred
+    if add_key.edit is None:
+        assert resolves(client)
+        add_key = await client.code_action_resolve_async(add_key)
+    fixed = apply_text_edits(IDEMPOTENCY_SOURCE, edits_of(add_key.edit, uri), encoding)
+    assert 'currency="eur", idempotency_key=f"payment-{order.id}")  # TODO(gap-ls)' in fixed
+    waiter = None if pulls(client) else asyncio.ensure_future(wait_for_publish(client, uri, 2))
+    change_document(client, uri, 2, [replace_all(fixed)])
+    diagnostics = await waiter if waiter is not None else await diagnostics_for(client, uri, 2)
+    assert diagnostics == []

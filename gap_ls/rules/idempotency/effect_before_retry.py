@@ -65,6 +65,7 @@ class SideEffectBeforeRetryPoint(IdempotencyRule):
             unverifiable=(
                 "whether the later call raises the exceptions the retry catches",
                 "whether the service receiving the earlier effect deduplicates it",
+                "once a key is added: whether the service honours it, and how long it remembers it",
             ),
             related=self.related(verdict, index),
             fixes=self.key_fix(verdict, node, index),

@@ -85,6 +85,7 @@ class RetriedSideEffectWithoutKey(IdempotencyRule):
                 "whether the remote service deduplicates this request by itself",
                 "whether the retry policy retries the failures this call raises (a timeout after success)",
                 "whether a unique constraint makes a repeated insert fail instead of duplicating",
+                "once a key is added: whether the service honours it, and how long it remembers it",
             ),
             related=self.related(verdict, index),
             fixes=self.key_fix(verdict, node, index),
