@@ -35,6 +35,9 @@ SNIPPETS = [
     "@decorator\n",
     "\n\n",
     "except Exception:\n",
+    "@retry(stop=stop_after_attempt(3))\n",
+    "idempotency_key=key, ",
+    "\n    requests.post(url, json=body)\n",
 ]
 
 
@@ -119,3 +122,32 @@ def test_starting_a_thread_elsewhere_flags_the_function_it_reaches():
     assert [f.code for f in analysis.findings] == ["GAP201"]
     assert analysis.findings == AnalysisDocument.build(started, race).analysis.findings
     assert document.update(split_lines(RACE_MODULE)).findings == ()
+
+
+IDEMPOTENCY_MODULE = """\
+import requests
+from tenacity import retry, stop_after_attempt
+
+
+@retry(stop=stop_after_attempt(3))
+def sync(order):
+    return _push(order)
+
+
+def _push(order):
+    return requests.put(f"https://api/orders/{order.id}", json=order.as_dict())
+"""
+
+
+def test_a_helper_that_starts_posting_flags_the_retried_caller():
+    """`sync` is retried and calls `_push`, another unit: when `_push` turns its PUT into a POST,
+    `sync` must be re-analysed (its result depends on what `_push` does), in both directions."""
+    idempotency = Settings(select=("idempotency",))
+    document = AnalysisDocument.build(IDEMPOTENCY_MODULE, idempotency)
+    assert document.analysis.findings == ()
+    posting = IDEMPOTENCY_MODULE.replace("requests.put(", "requests.post(")
+    analysis = document.update(split_lines(posting))
+    assert [(f.code, f.span.start.line) for f in analysis.findings] == [("GAP301", 6)]
+    assert "in `_push()`" in analysis.findings[0].message
+    assert analysis.findings == AnalysisDocument.build(posting, idempotency).analysis.findings
+    assert document.update(split_lines(IDEMPOTENCY_MODULE)).findings == ()

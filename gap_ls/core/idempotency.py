@@ -194,7 +194,8 @@ class Effect:
     form: str  # how this library takes a key: "kwarg", "header", "sqs", "task_id", "" (none it accepts)
     keyed: bool
     fresh_key: tuple[int, int] | None = None  # where the key is made afresh in this scope (line, column)
-    via: str = ""  # the same-module function it happens in, when reached through a call
+    via: str = ""  # the function it happens in, when reached through a call
+    resolved: str = ""  # for a function of another module: where jedi found it (`billing.charge` (billing.py:12))
 
 
 @dataclass(frozen=True)
@@ -493,9 +494,13 @@ class ScopeFinder:
     """The repeated scopes of one function and the ordered calls in each."""
 
     def __init__(self, summary: ModuleSummary, catalogue: Catalogue = DEFAULT_CATALOGUE,
-                 read: Callable[[tuple], object] | None = None) -> None:
+                 read: Callable[[tuple], object] | None = None,
+                 external: Callable[[ast.Call], tuple[str, str, FunctionEffects] | None] | None = None) -> None:
         self.summary = summary
         self.catalogue = catalogue
+        # Follows an imported name into another module of the workspace (jedi): (qualified name,
+        # where it was found, what it does).
+        self.external = external
         # How summary facts are read (a unit's analysis records them as its dependencies).
         self.read = read or summary.fact
 
@@ -642,21 +647,39 @@ class ScopeFinder:
         if effect is not None:
             return Step(**position, effect=effect, fails=True)
         local = self._local(raw, qualname, class_name)
+        resolved = ""
+        if local is None and self.external is not None and self._imported(raw) and not reader.fails(call):
+            found = self.external(call)
+            if found is not None:
+                name, resolved, effects = found
+                local = (name, effects)
         if local is not None:
             name, effects = local
             unkeyed = [e for e in effects.effects if not e.keyed or e.fresh_key]
             chosen = unkeyed[0] if unkeyed else (effects.effects[0] if effects.effects else None)
             if chosen is not None:
-                via = chosen.via or name
+                via = name if resolved else chosen.via or name
                 fresh = chosen.fresh_key and (call.lineno, call.col_offset)
                 keyed = chosen.keyed
                 passed, passed_fresh = reader._key(call, "kwarg")  # `self._post(..., idempotency_key=uuid4())`
                 if passed:
                     keyed, fresh = True, passed_fresh or fresh
-                return Step(**position, effect=Effect(chosen.kind, chosen.label, chosen.form, keyed, fresh, via),
-                            fails=True)
+                return Step(**position, effect=Effect(chosen.kind, chosen.label, chosen.form, keyed, fresh, via,
+                                                      resolved or chosen.resolved), fails=True)
             return Step(**position, fails=effects.fails)
         return Step(**position, fails=reader.fails(call))
+
+    def _imported(self, raw: str) -> bool:
+        """A name imported from a module that is not a known library (so it may be the workspace's)."""
+        root = raw.split(".")[0]
+        target = self.summary.imports.get(root)
+        if target is None:
+            return False
+        top = target.split(".")[0]
+        known = (*IO_MODULES, *PAYMENT_MODULES, "celery", "tenacity", "backoff", "stamina", "retrying", "django",
+                 "flask", "fastapi", "starlette", "logging", "json", "os", "time", "uuid", "typing", "dataclasses",
+                 "datetime", "asyncio", "functools", "itertools", "collections", "re", "math", "random", "secrets")
+        return top not in known
 
     def _local(self, raw: str, qualname: str, class_name: str | None) -> tuple[str, FunctionEffects] | None:
         if not raw or ("." in raw and not raw.startswith(("self.", "cls."))):

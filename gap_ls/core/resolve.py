@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from gap_ls.core.idempotency import Catalogue, EffectModel, FunctionEffects, unit_effects
 from gap_ls.core.model import Position
 from gap_ls.core.summary import FunctionInfo, summarize
 
@@ -43,8 +44,44 @@ class JediResolver:
         self._lock = threading.Lock()
         self._project = None
         self._summaries: dict[tuple[Path, float], dict[int, FunctionInfo]] = {}
+        self._effects: dict[tuple[Path, float, Catalogue], EffectModel | None] = {}
 
     def resolve_function(self, source: str, path: Path | None, position: Position) -> ExternalFunction | None:
+        found = self._goto_function(source, path, position)
+        if found is None:
+            return None
+        module_path, line, module = found
+        info = self._function_at(module_path, line)
+        return ExternalFunction(info, module_path, module) if info is not None else None
+
+    def resolve_effects(
+        self, source: str, path: Path | None, position: Position, catalogue: Catalogue
+    ) -> tuple[ExternalFunction, FunctionEffects] | None:
+        """What the workspace function named at ``position`` does (its side effects, followed
+        within its own module), for the idempotency rules. Library code is not read."""
+        found = self._goto_function(source, path, position)
+        if found is None:
+            return None
+        module_path, line, module = found
+        if self._root is None or "site-packages" in module_path.parts or not module_path.is_relative_to(self._root):
+            return None
+        info = self._function_at(module_path, line)
+        if info is None:
+            return None
+        with self._lock:
+            try:
+                key = (module_path, module_path.stat().st_mtime, catalogue)
+            except OSError:  # removed since jedi saw it: "unknown", nothing is reported
+                return None
+            if key not in self._effects:
+                self._effects[key] = _effect_model(module_path, catalogue)
+            model = self._effects[key]
+        if model is None:
+            return None
+        return ExternalFunction(info, module_path, module), model.of(info.qualname)
+
+    def _goto_function(self, source: str, path: Path | None, position: Position) -> tuple[Path, int, str] | None:
+        """Where the function named at ``position`` is defined: (file, 0-based line, module name)."""
         import jedi  # imported on first use: start-up of the CLI and server stays fast
 
         with self._lock:
@@ -61,12 +98,14 @@ class JediResolver:
                     continue
                 if path is not None and Path(module_path) == path:
                     continue  # the same file: local analysis already knows it
-                info = self._function_at(Path(module_path), name.line - 1)
-                if info is not None:
-                    return ExternalFunction(info, Path(module_path), name.module_name or Path(module_path).stem)
+                return Path(module_path), name.line - 1, name.module_name or Path(module_path).stem
         return None
 
     def _function_at(self, path: Path, line: int) -> FunctionInfo | None:
+        with self._lock:
+            return self._read_function_at(path, line)
+
+    def _read_function_at(self, path: Path, line: int) -> FunctionInfo | None:
         try:
             key = (path, path.stat().st_mtime)
             if key not in self._summaries:
@@ -75,3 +114,13 @@ class JediResolver:
         except (OSError, UnicodeDecodeError, SyntaxError, ValueError):  # gap: ignore[GAP106] None means "unknown" to every caller, which then reports nothing
             return None
         return self._summaries[key].get(line)
+
+
+def _effect_model(path: Path, catalogue: Catalogue) -> EffectModel | None:
+    """The effects of every function of another module, read with ``ast``; None if it cannot be read."""
+    try:
+        text = path.read_text(encoding="utf-8")
+        summary = summarize(ast.parse(text))
+    except (OSError, UnicodeDecodeError, SyntaxError, ValueError):  # gap: ignore[GAP106] None means "unknown": the caller reports nothing
+        return None
+    return EffectModel(summary, [unit_effects((), text, summary, catalogue)])

@@ -7,7 +7,6 @@ import libcst as cst
 from gap_ls.core.rule import FixRequest
 from gap_ls.rules.idempotency.shared import IdempotencyRule, NodeIndex, Verdict, effect_facts
 
-
 _ID_EXPRESSIONS = ('event["id"]', "event['id']", "event.id", 'record["messageId"]', "record['messageId']",
                    "message.message_id", "msg.message_id", "properties.message_id", "delivery_id", "event_id",
                    "message_id")
@@ -102,7 +101,9 @@ class AtLeastOnceWithoutDedup(IdempotencyRule):
                 "an early return on an already-processed check, `@idempotent`) runs before it",
             ),
             unverifiable=(
-                "the broker's delivery settings (visibility timeout, acks, consumer-group commits)",
+                *(("how often and for how long the provider re-sends, and whether a re-send keeps the event id",)
+                  if "webhook" in verdict.scope.how else
+                  ("the broker's delivery settings (visibility timeout, acks, consumer-group commits)",)),
                 "whether the producer re-sends a duplicate under a new id",
                 "whether a unique constraint downstream rejects the duplicate",
             ),

@@ -55,7 +55,7 @@ class SideEffectBeforeRetryPoint(IdempotencyRule):
         where = f" in `{step.effect.via}()`" if step.effect.via else ""
         self.report(
             node,
-            f"{step.effect.label}{where} runs before `{later.callee}()` (line {later.line}): if that fails, "
+            f"{step.effect.label}{where} runs before `{later.callee}()`: if that call fails, "
             f"{verdict.scope.how} repeats this effect",
             checked=(
                 f"the scope is retried by {verdict.scope.how}",

@@ -4,7 +4,26 @@ from __future__ import annotations
 
 import libcst as cst
 
+from gap_ls.core.idempotency import Effect
 from gap_ls.rules.idempotency.shared import IdempotencyRule, NodeIndex, Verdict, effect_facts
+
+
+def unverifiable_for(effect: Effect) -> tuple[str, ...]:
+    if effect.kind == "insert":
+        return (
+            "whether a unique constraint makes a repeated insert fail instead of duplicating the row",
+            "whether the retry policy retries the failures this call raises (a commit that timed out may have succeeded)",
+        )
+    if effect.kind == "email":
+        return (
+            "whether the mail provider deduplicates repeated sends (most do not)",
+            "whether the retry policy retries the failures this call raises (a timeout after the send)",
+        )
+    return (
+        "whether the remote service deduplicates this request by itself",
+        "whether the retry policy retries the failures this call raises (a timeout after success)",
+        "once a key is added: whether the service honours it, and how long it remembers it",
+    )
 
 
 class RetriedSideEffectWithoutKey(IdempotencyRule):
@@ -81,12 +100,7 @@ class RetriedSideEffectWithoutKey(IdempotencyRule):
                 *effect_facts(effect),
                 "no dedup guard (`cache.add`, `set(nx=True)`, unique insert, `@idempotent`) runs before it",
             ),
-            unverifiable=(
-                "whether the remote service deduplicates this request by itself",
-                "whether the retry policy retries the failures this call raises (a timeout after success)",
-                "whether a unique constraint makes a repeated insert fail instead of duplicating",
-                "once a key is added: whether the service honours it, and how long it remembers it",
-            ),
+            unverifiable=unverifiable_for(effect),
             related=self.related(verdict, index),
             fixes=self.key_fix(verdict, node, index),
         )

@@ -14,8 +14,8 @@ from typing import ClassVar
 
 import libcst as cst
 
-from gap_ls.core.idempotency import RETRY_DECORATORS, Catalogue, Scope, ScopeFinder, Step, unsafe_retry_policy
-from gap_ls.core.model import Family
+from gap_ls.core.idempotency import RETRY_DECORATORS, Catalogue, FunctionEffects, Scope, ScopeFinder, Step, unsafe_retry_policy
+from gap_ls.core.model import Family, Position
 from gap_ls.core.rule import FixRequest, Rule, UnitContext
 from gap_ls.core.source import MEMBER_HEADER
 from gap_ls.core.summary import ModuleSummary, UnitFacts
@@ -174,7 +174,7 @@ def _verdicts(context: UnitContext) -> list[Verdict]:
     if text.startswith(MEMBER_HEADER) and class_path and statements and isinstance(statements[0], ast.ClassDef):
         statements = statements[0].body
     catalogue = catalogue_of(context)
-    finder = ScopeFinder(context.summary, catalogue, context.depend)
+    finder = ScopeFinder(context.summary, catalogue, context.depend, _jedi_follower(context, catalogue))
     verdicts: list[Verdict] = []
     prefix = ".".join(class_path)
     for function, qualname, class_name in _functions(statements, prefix, prefix or None):
@@ -184,6 +184,26 @@ def _verdicts(context: UnitContext) -> list[Verdict]:
                 verdicts.append(verdict)
     verdicts.extend(_policies(tree, context, catalogue))
     return [_in_code_points(v, text) for v in verdicts]
+
+
+def _jedi_follower(context: UnitContext, catalogue: Catalogue):  # type: ignore[no-untyped-def]
+    """Follows a call into another module of the workspace with jedi, if the context has a resolver."""
+    resolve = getattr(context.resolver, "resolve_effects", None)
+    if resolve is None:
+        return None
+
+    def follow(call: ast.Call) -> tuple[str, str, FunctionEffects] | None:
+        target = call.func
+        line = (target.end_lineno or target.lineno) - 1 + context.unit.line_offset() + context.line_offset
+        column = (target.end_col_offset or 0) - (len(target.attr) if isinstance(target, ast.Attribute) else
+                                                 len(target.id) if isinstance(target, ast.Name) else 0)
+        found = resolve(context.source, context.path, Position(line, column), catalogue)
+        if found is None:
+            return None
+        external, effects = found
+        return f"{external.module}.{external.info.qualname}", external.describe(), effects
+
+    return follow
 
 
 def _functions(statements, prefix, class_name):
@@ -294,7 +314,9 @@ class NodeIndex:
 def effect_facts(effect) -> tuple[str, ...]:
     """What was checked about an effect, for a finding's `checked` list."""
     facts = [f"{effect.label} is not idempotent"]
-    if effect.via:
+    if effect.resolved:
+        facts.append(f"it happens in `{effect.via}()`, called from here: resolved with jedi: {effect.resolved}")
+    elif effect.via:
         facts.append(f"it happens in `{effect.via}()`, called from the retried code (followed in this module)")
     facts.append("no idempotency key is passed" if not effect.keyed else "its key is made afresh here")
     return tuple(facts)
