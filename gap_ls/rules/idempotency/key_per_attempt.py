@@ -80,7 +80,7 @@ class KeyRegeneratedPerAttempt(IdempotencyRule):
                 f"{step.effect.label} carries a key",
                 f"the key is made here, inside the scope {verdict.scope.how} repeats",
             ),
-            unverifiable=KEY_NOTES[:1] + ("whether this value is really new per call (a helper may cache it)",),
+            unverifiable=(*KEY_NOTES, "whether this value is really new per call (a helper may cache it)"),
             related=related,
             fixes=fixes,
         )

@@ -24,10 +24,13 @@ from gap_ls.core.summary import ModuleSummary, UnitFacts
 SCOPE_TRIGGERS = (
     "retry", "Retry", "backoff", "attempt", "tries", "stamina", "task", "actor", "webhook", "Webhook", "consumer",
     "Consumer", "receive_message", "poll(", "consume", "Records", "properties", "ack(", "messages", "stream",
-    "construct_event", "signature", "range(", "while ",
+    "construct_event", "signature", "range(", "while ", "Retrying", "retry_context",
 )
-_LOOP_ONLY = ("range(", "while ", "tries")
-
+# The words that by themselves make a unit worth reading; the others only with the ast facts'
+# support (a retrying decorator, a task, a retry-shaped handler, a message-callback signature).
+_STRONG = ("Retrying", "retry_context", "webhook", "Webhook", "receive_message", "consumer", "Consumer", "Records",
+           "construct_event", "poll(", "consume", "ack(")
+_DECORATOR_WORDS = ("retry", "backoff", "stamina", "task", "actor", "on_exception", "on_predicate", "idempotent")
 KEY_NOTES = (
     "whether the remote service honours the key, and how long it remembers it",
     "whether one key stands for one logical operation (not shared by two different ones)",
@@ -54,8 +57,14 @@ class IdempotencyRule(Rule):
             return True
         if not facts.functions:
             return False
-        if any(word not in _LOOP_ONLY for word in found):
+        if any(word in _STRONG for word in found):
             return True
+        for function in facts.functions:
+            named = [summary.qualify(d) for d in function.decorators]
+            if any(word in decorator for decorator in named for word in _DECORATOR_WORDS):
+                return True
+            if "body" in function.params and ({"properties", "props", "message"} & set(function.params)):
+                return True  # a pika/kombu message callback
         return any(h.in_loop and h.try_exits for h in facts.handlers)
 
     def __init__(self, context: UnitContext) -> None:
