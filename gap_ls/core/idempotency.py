@@ -818,12 +818,14 @@ def _guarding_statements(statements: Sequence[ast.stmt]) -> list[ast.stmt]:
 
 
 def unit_effects(class_path: tuple[str, ...], text: str, summary: ModuleSummary,
-                 catalogue: Catalogue = DEFAULT_CATALOGUE) -> UnitEffects:
-    try:
-        tree = ast.parse(MEMBER_HEADER + text if class_path else text)
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return UnitEffects()  # the document reports it (GAP000)
-    statements = tree.body[0].body if class_path and tree.body and isinstance(tree.body[0], ast.ClassDef) else tree.body
+                 catalogue: Catalogue = DEFAULT_CATALOGUE, statements: Sequence[ast.stmt] | None = None) -> UnitEffects:
+    """What the functions of one unit do; ``statements``: the unit already parsed (the cut's)."""
+    if statements is None:
+        try:
+            tree = ast.parse(MEMBER_HEADER + text if class_path else text)
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            return UnitEffects()  # the document reports it (GAP000)
+        statements = tree.body[0].body if class_path and tree.body and isinstance(tree.body[0], ast.ClassDef) else tree.body
     functions: list[tuple[str, str | None, FunctionEffects]] = []
     prefix = ".".join(class_path)
     unkeyed_http = False

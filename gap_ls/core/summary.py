@@ -295,7 +295,8 @@ class ModuleSummary:
                     key = (class_path, text, imports, catalogue)
                     found = self.effects_cache.get(key)
                     if found is None:
-                        found = self.effects_cache[key] = unit_effects(class_path, text, self, catalogue)
+                        statements = self.flow_statements.get((class_path, text))  # the cut's trees, if at hand
+                        found = self.effects_cache[key] = unit_effects(class_path, text, self, catalogue, statements)
                     units.append(found)
                 for stale in [k for k in self.effects_cache if k[2] != imports or k[3] != catalogue]:
                     del self.effects_cache[stale]  # read against other imports: never asked for again
