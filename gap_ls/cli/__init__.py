@@ -1,4 +1,4 @@
-"""The `gap-ls` command line: `check` files and folders, `rule CODE`, `rules`.
+"""The `gap-ls` command line: `check` files and folders, `review` a change, `rule CODE`, `rules`.
 
 A thin front end over ``gap_ls.core``: it finds files, resolves settings,
 calls ``analyze_bytes`` and renders the findings. Exit codes: 0 no findings,
@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from gap_ls import __version__
-from gap_ls.cli import batch
+from gap_ls.cli import batch, review
 from gap_ls.cli.batch import CACHE_DIR
 from gap_ls.cli.files import Problem, SettingsResolver, discover
 from gap_ls.cli.output import FileResult, render_json, render_sarif, render_text
@@ -66,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--tcp", metavar="HOST:PORT", help="listen on a TCP socket instead of stdio (for debugging)")
     serve.add_argument("--log-level", default="WARNING", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
 
+    review.add_parser(commands)
+
     rules = commands.add_parser("rules", help="list all rules")
     rules.add_argument("--format", choices=("text", "json"), default="text")
     rules.add_argument("--write-docs", type=Path, metavar="DIR", help="write one Markdown page per rule into DIR")
@@ -83,6 +85,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_rules(args)
     if args.command == "serve":
         return run_serve(args, parser)
+    if args.command == "review":
+        return review.run_review(args)
     parser.print_help(sys.stderr)
     return EXIT_ERROR
 

@@ -22,6 +22,10 @@ from gap_ls.rules.idempotency.retried_side_effect import RetriedSideEffectWithou
 from gap_ls.rules.idempotency.unsafe_http_retry import UnsafeHttpRetryPolicy
 from gap_ls.rules.meta.syntax_error import UnparsableFile
 from gap_ls.rules.meta.unused_suppression import UnusedSuppression
+from gap_ls.rules.review.broadened_handler import BroadenedHandler
+from gap_ls.rules.review.dropped_key import DroppedIdempotencyKey
+from gap_ls.rules.review.dropped_lock import DroppedLock
+from gap_ls.rules.review.dropped_reraise import DroppedReraise
 
 ALL_RULES = (
     UnparsableFile,
@@ -33,6 +37,8 @@ ALL_RULES = (
     RetryExhaustedSilently,
     OperationalErrorToSuccess,
     CancellationSwallowed,
+    DroppedReraise,
+    BroadenedHandler,
     UnlockedSharedUpdate,
     InconsistentLocking,
     CheckThenAct,
@@ -40,9 +46,11 @@ ALL_RULES = (
     OrmLostUpdate,
     ExistsThenCreate,
     LockNotShared,
+    DroppedLock,
     RetriedSideEffectWithoutKey,
     KeyRegeneratedPerAttempt,
     UnsafeHttpRetryPolicy,
     AtLeastOnceWithoutDedup,
     SideEffectBeforeRetryPoint,
+    DroppedIdempotencyKey,
 )
