@@ -226,7 +226,8 @@ def review_file(
     review.functions_compared = len(set(before) & set(after))
     for qualname in sorted(set(before) | set(after), key=lambda q: (after.get(q) or before[q]).line):
         old, now = before.get(qualname), after.get(qualname)
-        review.changes.extend(_changes(qualname, old, now))
+        changes = list(_changes(qualname, old, now))
+        review.changes.extend(sorted(changes, key=lambda c: c.line if c.line is not None else c.base_line or 0))
         if old is not None and now is not None:
             review.risks.extend(_regressions(qualname, old, now, base or ""))
     if new is None:
@@ -410,3 +411,62 @@ def change_notes(reviews: Sequence[FileReview], tests_changed: bool) -> list[str
         notes.append("whether the code that lost a guard still runs concurrently (worker model, deployment) is not "
                      "visible here")
     return notes
+
+
+# -- the editor: the buffer against the file at git HEAD -------------------------------------------
+
+
+def shifted(facts: FunctionFacts, lines: int) -> FunctionFacts:
+    """The same facts ``lines`` further down (a unit's facts placed in its file)."""
+    return FunctionFacts(
+        facts.qualname, facts.line + lines, facts.end + lines,
+        tuple(HandlerShape(h.types, h.broad, h.raises, h.line + lines) for h in facts.handlers),
+        tuple((g, line + lines) for g, line in facts.guards), facts.mutates, facts.retries,
+        tuple(KeyedCall(e.callee, e.keyed, e.line + lines, e.label) for e in facts.effects), facts.shape,
+    )
+
+
+def unit_function_facts(class_path: tuple[str, ...], parse_text: str, summary: ModuleSummary,
+                        catalogue: Catalogue = DEFAULT_CATALOGUE) -> list[FunctionFacts]:
+    """Facts of the functions of one unit (lines of ``parse_text``), names qualified through the
+    whole module's summary."""
+    try:
+        tree = ast.parse(parse_text)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return []  # mid-typing: no facts until it parses again
+    statements = tree.body
+    if class_path and statements and isinstance(statements[0], ast.ClassDef):
+        statements = statements[0].body
+    prefix = ".".join(class_path)
+    finder = ScopeFinder(summary, catalogue)
+    return [_facts(function, qualname, class_name, summary, finder, catalogue)
+            for function, qualname, class_name in _functions(statements, prefix, prefix or None)]
+
+
+def regressions(base_text: str, base: dict[str, FunctionFacts], now: dict[str, FunctionFacts]) -> list[Risk]:
+    """The diff-only regressions (GAP191, GAP192, GAP291, GAP391) of the functions in both."""
+    found = []
+    for qualname, facts in now.items():
+        old = base.get(qualname)
+        if old is not None:
+            found.extend(_regressions(qualname, old, facts, base_text))
+    return sorted(found, key=lambda r: (r.line, r.code))
+
+
+def as_finding(risk: Risk, lines: Sequence[str] = (), base_name: str = "HEAD") -> Finding:
+    """A risk as a finding (for the editor and SARIF): the flagged line, the base version's line
+    in what was checked."""
+    from gap_ls.core import registry
+    from gap_ls.core.model import Position, Span
+
+    if risk.finding is not None:
+        return risk.finding
+    rule = registry.rule_by_code(risk.code)
+    assert rule is not None, "regression codes are in the catalogue"
+    text = lines[risk.line] if 0 <= risk.line < len(lines) else ""
+    start = len(text) - len(text.lstrip())
+    end = len(text.rstrip("\r\n"))
+    checked = (f"at {base_name}, line {risk.base_line + 1}: `{risk.base_snippet}`",) if risk.base_line is not None else ()
+    return Finding(risk.code, rule.name, rule.family, risk.severity, risk.message,
+                   Span(Position(risk.line, start), Position(risk.line, max(end, start))),
+                   checked=checked, unverifiable=risk.unverifiable)
