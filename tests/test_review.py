@@ -187,3 +187,16 @@ def test_cannot_run_outside_a_repository_or_with_an_unknown_revision(repo, tmp_p
     assert code == 2 and "unknown revision 'no-such-branch'" in err
     code, _, err = review(tmp_path_factory.mktemp("plain"))
     assert code == 2 and "not a git repository" in err
+
+
+def test_readme_example_is_the_real_review_of_the_ledger_commit():
+    """The README shows `gap-ls review` of a real change in examples/: it must stay what the tool prints."""
+    from tests.conftest import ROOT
+
+    known = subprocess.run(["git", "-C", str(ROOT), "cat-file", "-e", "2957fd7^{commit}"], capture_output=True)
+    if known.returncode != 0:
+        pytest.skip("the example's base commit is not in this clone (shallow checkout)")
+    code, out, err = review(ROOT, "--base", "2957fd7", "--format", "markdown", "examples/ledger.py")
+    assert code == 1, err
+    shown = out.replace("## gap-ls review\n", "#### gap-ls review\n").replace("### ", "##### ")
+    assert shown in (ROOT / "README.md").read_text(encoding="utf-8")

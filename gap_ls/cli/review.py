@@ -21,8 +21,8 @@ from gap_ls.cli import git
 from gap_ls.cli.files import SettingsResolver
 from gap_ls.cli.output import FileResult, render_sarif
 from gap_ls.core import registry
-from gap_ls.core.model import Finding, Position, Related, Severity, Span
-from gap_ls.core.review import FileReview, Risk, change_notes, review_file
+from gap_ls.core.model import Finding, Severity
+from gap_ls.core.review import FileReview, Risk, as_finding, change_notes, review_file
 from gap_ls.core.ruledocs import doc_url
 from gap_ls.core.settings import ConfigError
 from gap_ls.core.source import SourceDecodeError, decode_source
@@ -239,14 +239,4 @@ def render_review_sarif(review: Review) -> str:
 
 
 def _as_finding(risk: Risk) -> Finding:
-    if risk.finding is not None:
-        return risk.finding
-    rule = registry.rule_by_code(risk.code)
-    assert rule is not None, "regression codes are in the catalogue"
-    span = Span(Position(risk.line, 0), Position(risk.line, 0))
-    related: tuple[Related, ...] = ()
-    if risk.base_line is not None:
-        related = (Related(Span(Position(risk.base_line, 0), Position(risk.base_line, 0)),
-                           f"base version: {risk.base_snippet}"),)
-    return Finding(risk.code, rule.name, rule.family, risk.severity, risk.message, span,
-                   unverifiable=risk.unverifiable, related=related)
+    return as_finding(risk, base_name="the base version")

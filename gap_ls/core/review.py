@@ -229,7 +229,7 @@ def review_file(
         changes = list(_changes(qualname, old, now))
         review.changes.extend(sorted(changes, key=lambda c: c.line if c.line is not None else c.base_line or 0))
         if old is not None and now is not None:
-            review.risks.extend(_regressions(qualname, old, now, base or ""))
+            review.risks.extend(r for r in _regressions(qualname, old, now, base or "") if _enabled(r.code, settings))
     if new is None:
         return review
     if base_findings is None:
@@ -248,6 +248,13 @@ def review_file(
     )
     review.risks.sort(key=lambda r: (r.line, r.code))
     return review
+
+
+def _enabled(code: str, settings: Settings) -> bool:
+    from gap_ls.core import registry
+
+    rule = registry.rule_by_code(code)
+    return rule is not None and registry.is_enabled(rule, settings)
 
 
 def split_findings(
@@ -443,13 +450,15 @@ def unit_function_facts(class_path: tuple[str, ...], parse_text: str, summary: M
             for function, qualname, class_name in _functions(statements, prefix, prefix or None)]
 
 
-def regressions(base_text: str, base: dict[str, FunctionFacts], now: dict[str, FunctionFacts]) -> list[Risk]:
+def regressions(base_text: str, base: dict[str, FunctionFacts], now: dict[str, FunctionFacts],
+                settings: Settings | None = None) -> list[Risk]:
     """The diff-only regressions (GAP191, GAP192, GAP291, GAP391) of the functions in both."""
+    settings = settings or Settings()
     found = []
     for qualname, facts in now.items():
         old = base.get(qualname)
         if old is not None:
-            found.extend(_regressions(qualname, old, facts, base_text))
+            found.extend(r for r in _regressions(qualname, old, facts, base_text) if _enabled(r.code, settings))
     return sorted(found, key=lambda r: (r.line, r.code))
 
 

@@ -24,6 +24,8 @@ from pygls.protocol.language_server import lsp_method
 from pygls.uris import to_fs_path
 
 from gap_ls import __version__
+from gap_ls.cli import git
+from gap_ls.cli.review import collect, render_markdown
 from gap_ls.core import registry
 from gap_ls.core.model import Finding
 from gap_ls.core.notes import construct_note
@@ -65,7 +67,7 @@ class GapServer(LanguageServer):
         self.session = Session()
         self.documents: dict[str, Document] = {}
         self.analysis_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="gap-ls-analysis")
-        self.analyses = DocumentAnalyses()
+        self.analyses = DocumentAnalyses(git.head_text)
         self.scheduler = Scheduler(
             self.analysis_pool, self.snapshot, self.analyses.run, self.publish, self.analysis_failed, self.catch_up
         )
@@ -262,6 +264,7 @@ def did_save(ls: GapServer, params: types.DidSaveTextDocumentParams) -> None:
         ls.session.forget_project_configs()
         ls.reanalyse_open_documents()
     elif params.text_document.uri in ls.documents:
+        ls.analyses.saved(params.text_document.uri)  # a commit may have moved HEAD
         ls.scheduler.schedule(params.text_document.uri, 0)
 
 
@@ -411,6 +414,26 @@ def _construct_or_code_hover(result: Result, position, markdown: bool) -> str | 
         return None
     note = construct_note(analysis.unit_at(position.line), analysis.summary, position)
     return hover.note_hover(note, markdown) if note is not None else None
+
+
+REVIEW_COMMAND = "gap-ls.reviewChanges"
+
+
+@server.command(REVIEW_COMMAND)
+async def review_changes(ls: GapServer, *args: Any) -> str:
+    """The markdown review (`gap-ls review --format markdown`) of the working tree of the first
+    workspace folder (or of the folder a given file or folder URI is in)."""
+    target = next((a for a in args if isinstance(a, str)), None)
+    folder = _path(target) if target else _path(ls.workspace.root_uri) if ls.workspace.root_uri else None
+    if folder is None:
+        raise JsonRpcException(message="gap-ls.reviewChanges: no workspace folder to review")
+    loop = asyncio.get_running_loop()
+    try:
+        review = await loop.run_in_executor(ls.analysis_pool, collect, folder if folder.is_dir() else folder.parent,
+                                            None, False, ())
+    except git.GitError as exc:
+        raise JsonRpcException(message=f"gap-ls.reviewChanges: {exc}") from exc
+    return render_markdown(review)
 
 
 def main_stdio() -> None:

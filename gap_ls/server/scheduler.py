@@ -17,11 +17,14 @@ import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from gap_ls.core.document import AnalysisDocument
 from gap_ls.core.engine import Analysis
+from gap_ls.core.idempotency import Catalogue
+from gap_ls.core.model import Finding
+from gap_ls.core.review import FunctionFacts, as_finding, function_facts, regressions, shifted, unit_function_facts
 from gap_ls.core.resolve import Resolver
 from gap_ls.core.settings import Settings
 
@@ -57,10 +60,14 @@ class DocumentAnalyses:
     unit costs. Called from worker threads: the scheduler runs at most one job per document at
     a time, and the lock guards the table itself."""
 
-    def __init__(self) -> None:
+    def __init__(self, head_text: Callable[[Path], str | None] | None = None) -> None:
         self._lock = threading.Lock()
         self._documents: dict[str, AnalysisDocument] = {}
         self._open: set[str] = set()
+        # The buffer is compared with the file at git HEAD (read on open and after each save):
+        # the dropped guards only a diff shows are published too. None: never compared.
+        self._head_text = head_text
+        self._heads: dict[str, HeadVersion] = {}
 
     def opened(self, uri: str) -> None:
         with self._lock:
@@ -70,6 +77,12 @@ class DocumentAnalyses:
         with self._lock:
             self._open.discard(uri)
             self._documents.pop(uri, None)
+            self._heads.pop(uri, None)
+
+    def saved(self, uri: str) -> None:
+        """HEAD may have moved (a commit) since it was read: read it again on the next analysis."""
+        with self._lock:
+            self._heads.pop(uri, None)
 
     def run(self, snapshot: Snapshot) -> Analysis:
         with self._lock:
@@ -82,10 +95,60 @@ class DocumentAnalyses:
                 "%s v%d does not parse; keeping %d stale finding(s) from before until it does",
                 snapshot.uri, snapshot.version, len(analysis.stale),
             )
+        regressions = self._against_head(snapshot, analysis)
+        if regressions:
+            analysis = replace(analysis, findings=tuple(sorted((*analysis.findings, *regressions), key=Finding.sort_key)))
         with self._lock:
             if snapshot.uri in self._open:
                 self._documents[snapshot.uri] = document
         return analysis
+
+    def _against_head(self, snapshot: Snapshot, analysis: Analysis) -> list[Finding]:
+        if self._head_text is None or snapshot.path is None or analysis.summary is None:
+            return []
+        with self._lock:
+            head = self._heads.get(snapshot.uri)
+        if head is None or head.settings != snapshot.settings:
+            head = HeadVersion.read(self._head_text(snapshot.path), snapshot.settings)
+            with self._lock:
+                if snapshot.uri in self._open:
+                    self._heads[snapshot.uri] = head
+        return head.regressions(analysis, snapshot.lines)
+
+
+class HeadVersion:
+    """The file at git HEAD, its function facts, and the buffer's facts cached per unit text.
+    Used by one analysis job at a time (the scheduler runs one job per document)."""
+
+    def __init__(self, text: str | None, facts: dict[str, FunctionFacts], settings: Settings) -> None:
+        self.text = text
+        self.facts = facts
+        self.settings = settings
+        self.catalogue = Catalogue.extended(settings.retry_decorators, settings.side_effect_calls, settings.key_names)
+        self._units: dict[tuple, list[FunctionFacts]] = {}
+
+    @classmethod
+    def read(cls, text: str | None, settings: Settings) -> HeadVersion:
+        catalogue = Catalogue.extended(settings.retry_decorators, settings.side_effect_calls, settings.key_names)
+        facts = function_facts(text, catalogue) if text is not None else None
+        return cls(text, facts or {}, settings)
+
+    def regressions(self, analysis: Analysis, lines: tuple[str, ...]) -> list[Finding]:
+        if not self.facts or self.text is None or analysis.summary is None:
+            return []
+        imports = tuple(sorted(analysis.summary.imports.items()))
+        now: dict[str, FunctionFacts] = {}
+        live = set()
+        for unit in analysis.units:
+            key = (unit.class_path, unit.text, imports)
+            live.add(key)
+            if key not in self._units:
+                self._units[key] = unit_function_facts(unit.class_path, unit.parse_text(), analysis.summary, self.catalogue)
+            offset = unit.line_offset()
+            now.update((f.qualname, shifted(f, offset)) for f in self._units[key])
+        for key in [k for k in self._units if k not in live]:
+            del self._units[key]
+        return [as_finding(risk, lines) for risk in regressions(self.text, self.facts, now, self.settings)]
 
 
 class Scheduler:

@@ -22,7 +22,7 @@ def test_default_enables_everything():
 def test_most_specific_selector_wins():
     assert "GAP103" not in enabled(select=("GAP1",), ignore=("GAP103",))
     assert enabled(select=("GAP103",), ignore=("GAP1",)) == {"GAP000", "GAP103"}
-    assert enabled(select=("swallowed-error",), ignore=("GAP10",)) == {"GAP000"}
+    assert enabled(select=("swallowed-error",), ignore=("GAP10",)) == {"GAP000", "GAP191", "GAP192"}
     assert "GAP101" in enabled(select=("broad-handler-continues",))
 
 
