@@ -200,3 +200,28 @@ def test_readme_example_is_the_real_review_of_the_ledger_commit():
     assert code == 1, err
     shown = out.replace("## gap-ls review\n", "#### gap-ls review\n").replace("### ", "##### ")
     assert shown in (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def test_dropped_row_lock_in_a_django_view(repo):
+    (repo / "views.py").write_text(textwrap.dedent(
+        """\
+        from django.db import transaction
+        from shop.models import Wallet
+
+
+        def top_up(request, pk):
+            with transaction.atomic():
+                wallet = Wallet.objects.select_for_update().get(pk=pk)
+                wallet.balance += int(request.POST["amount"])
+                wallet.save()
+        """
+    ))
+    git(repo, "add", "views.py")
+    git(repo, "commit", "-qm", "views")
+    path = repo / "views.py"
+    path.write_text(path.read_text().replace(".select_for_update()", ""))
+    code, out, _ = review(repo)
+    assert code == 1
+    assert "top_up: guard removed: `select_for_update()`" in out
+    assert "GAP291 `select_for_update()` guarded this function in the base version" in out
+    assert "GAP205" in out  # and the lost update the change introduces
