@@ -61,6 +61,9 @@ class GapProtocol(LanguageServerProtocol):
             yield handler, (params,), None
 
 
+CONFIGURATION_TIMEOUT_S = 10.0
+
+
 class GapServer(LanguageServer):
     def __init__(self) -> None:
         super().__init__("gap-ls", __version__, protocol_cls=GapProtocol)
@@ -154,7 +157,14 @@ class GapServer(LanguageServer):
             items=[types.ConfigurationItem(section="gap", scope_uri=f.as_uri() if f else None) for f in scopes]
         )
         try:
-            items = await self.workspace_configuration_async(params)
+            # A client that fails to encode its answer may never send one (Emacs with a malformed
+            # `eglot-workspace-configuration`): do not wait forever.
+            items = await asyncio.wait_for(self.workspace_configuration_async(params), CONFIGURATION_TIMEOUT_S)
+        except TimeoutError:
+            message = (f"gap-ls: no answer to workspace/configuration after {CONFIGURATION_TIMEOUT_S:.0f} s; "
+                       "keeping the previous settings")
+            self.window_log_message(types.LogMessageParams(type=types.MessageType.Warning, message=message))
+            return
         except JsonRpcException as exc:
             # The client refused the request: keep the settings we have and say so in its log.
             message = f"gap-ls: workspace/configuration failed ({exc}); keeping the previous settings"
@@ -265,6 +275,9 @@ def did_save(ls: GapServer, params: types.DidSaveTextDocumentParams) -> None:
         ls.reanalyse_open_documents()
     elif params.text_document.uri in ls.documents:
         ls.analyses.saved(params.text_document.uri)  # a commit may have moved HEAD
+        # Clients that neither watch files nor attach to TOML buffers (Neovim) never tell us that
+        # pyproject.toml changed: look for it again on every save (a stat and, if changed, a read).
+        ls.session.forget_project_configs()
         ls.scheduler.schedule(params.text_document.uri, 0)
 
 

@@ -193,7 +193,8 @@ class Scheduler:
         if snapshot is None:
             return None
         stored = self.results.get(uri)
-        if stored is not None and stored.version == snapshot.version and stored.generation == self._generation:
+        if (stored is not None and stored.version == snapshot.version and stored.generation == self._generation
+                and stored.snapshot.settings == snapshot.settings):  # a saved pyproject.toml changes settings
             done: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
             done.set_result(stored)
             return done

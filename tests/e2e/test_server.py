@@ -479,3 +479,14 @@ async def test_idempotency_diagnostic_hover_and_key_fix(client: LanguageClient, 
     change_document(client, uri, 2, [replace_all(fixed)])
     diagnostics = await waiter if waiter is not None else await diagnostics_for(client, uri, 2)
     assert diagnostics == []
+
+
+async def test_saving_a_python_file_picks_up_a_new_pyproject_table(pusher: LanguageClient, workspace):
+    """Clients without file watching (Neovim) never report pyproject.toml changes: a save of the
+    Python buffer, even without edits, re-reads it and re-analyses when the settings changed."""
+    uri, diagnostics = await opened(pusher, workspace)
+    assert [d.code for d in diagnostics] == ["GAP102"]
+    (workspace / "pyproject.toml").write_text('[project]\nname = "demo"\n\n[tool.gap-ls]\nignore = ["GAP102"]\n')
+    waiter = asyncio.ensure_future(wait_for_publish(pusher, uri, 1))
+    pusher.text_document_did_save(types.DidSaveTextDocumentParams(text_document=types.TextDocumentIdentifier(uri=uri)))
+    assert await waiter == []
