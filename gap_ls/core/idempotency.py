@@ -530,6 +530,9 @@ class ScopeFinder:
                 continue
             qualified = self.qualify(name)
             if qualified in self.catalogue.retry_decorators:
+                retries = _keyword(call, "max_retries") if call is not None else None
+                if isinstance(retries, ast.Constant) and retries.value == 0:
+                    continue  # `@dramatiq.actor(max_retries=0)`: never retried
                 return ("retry", f"`@{qualified}`", decorator, False)
             if imports_celery and (qualified.endswith((".task", "shared_task")) or qualified == "task"):
                 bound = call is not None and _is_true(_keyword(call, "bind"))
