@@ -97,6 +97,8 @@ class FileReview:
     error: str = ""  # a version that does not parse: nothing compared
 
 
+function_nodes = _functions  # (node, qualified name, class) of every function under some statements
+
 # -- facts of one version ---------------------------------------------------------------------------
 
 
@@ -110,12 +112,14 @@ def function_facts(text: str, catalogue: Catalogue = DEFAULT_CATALOGUE) -> dict[
     finder = ScopeFinder(summary, catalogue)
     found: dict[str, FunctionFacts] = {}
     for function, qualname, class_name in _functions(tree.body, "", None):
-        found[qualname] = _facts(function, qualname, class_name, summary, finder, catalogue)
+        found[qualname] = facts_of(function, qualname, class_name, summary, catalogue, finder)
     return found
 
 
-def _facts(function, qualname: str, class_name: str | None, summary: ModuleSummary, finder: ScopeFinder,  # type: ignore[no-untyped-def]
-           catalogue: Catalogue) -> FunctionFacts:
+def facts_of(function, qualname: str, class_name: str | None, summary: ModuleSummary,  # type: ignore[no-untyped-def]
+             catalogue: Catalogue = DEFAULT_CATALOGUE, finder: ScopeFinder | None = None) -> FunctionFacts:
+    """The facts of one function node (``qualname`` in a module with this summary)."""
+    finder = finder or ScopeFinder(summary, catalogue)
     body = list(function.body)
     reader = _Reader(summary, catalogue)
     effects = []
@@ -423,16 +427,6 @@ def change_notes(reviews: Sequence[FileReview], tests_changed: bool) -> list[str
 # -- the editor: the buffer against the file at git HEAD -------------------------------------------
 
 
-def shifted(facts: FunctionFacts, lines: int) -> FunctionFacts:
-    """The same facts ``lines`` further down (a unit's facts placed in its file)."""
-    return FunctionFacts(
-        facts.qualname, facts.line + lines, facts.end + lines,
-        tuple(HandlerShape(h.types, h.broad, h.raises, h.line + lines) for h in facts.handlers),
-        tuple((g, line + lines) for g, line in facts.guards), facts.mutates, facts.retries,
-        tuple(KeyedCall(e.callee, e.keyed, e.line + lines, e.label) for e in facts.effects), facts.shape,
-    )
-
-
 def unit_function_facts(class_path: tuple[str, ...], parse_text: str, summary: ModuleSummary,
                         catalogue: Catalogue = DEFAULT_CATALOGUE) -> list[FunctionFacts]:
     """Facts of the functions of one unit (lines of ``parse_text``), names qualified through the
@@ -446,7 +440,7 @@ def unit_function_facts(class_path: tuple[str, ...], parse_text: str, summary: M
         statements = statements[0].body
     prefix = ".".join(class_path)
     finder = ScopeFinder(summary, catalogue)
-    return [_facts(function, qualname, class_name, summary, finder, catalogue)
+    return [facts_of(function, qualname, class_name, summary, catalogue, finder)
             for function, qualname, class_name in _functions(statements, prefix, prefix or None)]
 
 

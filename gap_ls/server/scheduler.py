@@ -12,6 +12,7 @@ only; worker threads see nothing but their Snapshot.
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import logging
 import threading
@@ -24,9 +25,19 @@ from gap_ls.core.document import AnalysisDocument
 from gap_ls.core.engine import Analysis
 from gap_ls.core.idempotency import Catalogue
 from gap_ls.core.model import Finding
-from gap_ls.core.review import FunctionFacts, as_finding, function_facts, regressions, shifted, unit_function_facts
 from gap_ls.core.resolve import Resolver
+from gap_ls.core.review import (
+    FunctionFacts,
+    Risk,
+    as_finding,
+    facts_of,
+    function_nodes,
+    regressions,
+    unit_function_facts,
+)
 from gap_ls.core.settings import Settings
+from gap_ls.core.source import SourceSyntaxError, parse_module
+from gap_ls.core.summary import ModuleSummary, summarize
 
 log = logging.getLogger(__name__)
 
@@ -117,38 +128,74 @@ class DocumentAnalyses:
 
 
 class HeadVersion:
-    """The file at git HEAD, its function facts, and the buffer's facts cached per unit text.
-    Used by one analysis job at a time (the scheduler runs one job per document)."""
+    """The file at git HEAD, read once per open/save. An edit costs what the edited unit costs:
+    a buffer unit whose text is a unit of HEAD cannot have dropped anything; for the others, the
+    facts of their functions (and of the same functions at HEAD, on demand) are compared, and the
+    result is cached per unit text. Used by one analysis job at a time (one job per document)."""
 
-    def __init__(self, text: str | None, facts: dict[str, FunctionFacts], settings: Settings) -> None:
+    def __init__(self, text: str | None, settings: Settings) -> None:
         self.text = text
-        self.facts = facts
         self.settings = settings
         self.catalogue = Catalogue.extended(settings.retry_decorators, settings.side_effect_calls, settings.key_names)
-        self._units: dict[tuple, list[FunctionFacts]] = {}
+        self._unit_texts: set[tuple[tuple[str, ...], str]] = set()
+        self._functions: dict[str, tuple[ast.AST, str | None]] = {}
+        self._summary: ModuleSummary | None = None
+        self._tree: ast.Module | None = None
+        self._base: dict[str, FunctionFacts] = {}
+        self._risks: dict[tuple, list[Risk]] = {}  # by buffer unit: its risks, lines relative to the unit
+        self._imports: dict[str, str] = {}  # the buffer's imports the cached risks were read with
+        if text is not None:
+            try:
+                parsed = parse_module(text)
+            except SourceSyntaxError:
+                self.text = None  # HEAD does not parse: nothing to compare with
+                return
+            # Units of the document keep their trailing blank lines; those of parse_module do not.
+            self._unit_texts = {(u.class_path, u.text.rstrip()) for u in parsed.units}
+            self._tree = parsed.tree
+            self._functions = {q: (f, c) for f, q, c in function_nodes(parsed.tree.body, "", None)}
 
     @classmethod
     def read(cls, text: str | None, settings: Settings) -> HeadVersion:
-        catalogue = Catalogue.extended(settings.retry_decorators, settings.side_effect_calls, settings.key_names)
-        facts = function_facts(text, catalogue) if text is not None else None
-        return cls(text, facts or {}, settings)
+        return cls(text, settings)
+
+    def _base_facts(self, qualname: str) -> FunctionFacts | None:
+        if qualname not in self._base:
+            found = self._functions.get(qualname)
+            if found is None or self._tree is None:
+                return None
+            if self._summary is None:
+                self._summary = summarize(self._tree)  # only once a function really changed
+            function, class_name = found
+            self._base[qualname] = facts_of(function, qualname, class_name, self._summary, self.catalogue)
+        return self._base[qualname]
 
     def regressions(self, analysis: Analysis, lines: tuple[str, ...]) -> list[Finding]:
-        if not self.facts or self.text is None or analysis.summary is None:
+        if self.text is None or analysis.summary is None:
             return []
-        imports = tuple(sorted(analysis.summary.imports.items()))
-        now: dict[str, FunctionFacts] = {}
+        if analysis.summary.imports != self._imports:
+            self._imports = dict(analysis.summary.imports)
+            self._risks.clear()  # names are qualified through the imports: read every unit again
+        found: list[Finding] = []
         live = set()
         for unit in analysis.units:
-            key = (unit.class_path, unit.text, imports)
+            if (unit.class_path, unit.text.rstrip()) in self._unit_texts:
+                continue  # unchanged since HEAD
+            key = (unit.class_path, unit.text)
             live.add(key)
-            if key not in self._units:
-                self._units[key] = unit_function_facts(unit.class_path, unit.parse_text(), analysis.summary, self.catalogue)
+            if key not in self._risks:
+                self._risks[key] = self._unit_risks(unit, analysis.summary)
             offset = unit.line_offset()
-            now.update((f.qualname, shifted(f, offset)) for f in self._units[key])
-        for key in [k for k in self._units if k not in live]:
-            del self._units[key]
-        return [as_finding(risk, lines) for risk in regressions(self.text, self.facts, now, self.settings)]
+            found.extend(as_finding(replace(r, line=r.line + offset), lines) for r in self._risks[key])
+        for key in [k for k in self._risks if k not in live]:
+            del self._risks[key]
+        return found
+
+    def _unit_risks(self, unit, summary: ModuleSummary) -> list[Risk]:  # type: ignore[no-untyped-def]
+        assert self.text is not None
+        now = {f.qualname: f for f in unit_function_facts(unit.class_path, unit.parse_text(), summary, self.catalogue)}
+        base = {q: b for q in now if (b := self._base_facts(q)) is not None}
+        return regressions(self.text, base, now, self.settings)
 
 
 class Scheduler:
