@@ -75,6 +75,7 @@ class GapServer(LanguageServer):
             self.analysis_pool, self.snapshot, self.analyses.run, self.publish, self.analysis_failed, self.catch_up
         )
         self._shown_warnings: set[str] = set()
+        self.saved_versions: dict[str, int] = {}  # uri -> the version last saved (for onSave pulls)
         self._resolvers: dict[Path | None, JediResolver] = {}
 
     # -- plumbing used by the handlers -------------------------------------------------------
@@ -274,6 +275,7 @@ def did_save(ls: GapServer, params: types.DidSaveTextDocumentParams) -> None:
         ls.session.forget_project_configs()
         ls.reanalyse_open_documents()
     elif params.text_document.uri in ls.documents:
+        ls.saved_versions[params.text_document.uri] = ls.documents[params.text_document.uri].version
         ls.analyses.saved(params.text_document.uri)  # a commit may have moved HEAD
         # Clients that neither watch files nor attach to TOML buffers (Neovim) never tell us that
         # pyproject.toml changed: look for it again on every save (a stat and, if changed, a read).
@@ -285,6 +287,7 @@ def did_save(ls: GapServer, params: types.DidSaveTextDocumentParams) -> None:
 def did_close(ls: GapServer, params: types.DidCloseTextDocumentParams) -> None:
     uri = params.text_document.uri
     ls.documents.pop(uri, None)
+    ls.saved_versions.pop(uri, None)
     ls.scheduler.forget(uri)
     ls.analyses.closed(uri)
     if not ls.session.client.pull_diagnostics:
@@ -304,7 +307,10 @@ async def document_diagnostic(ls: GapServer, params: types.DocumentDiagnosticPar
     if document is None:
         return types.RelatedFullDocumentDiagnosticReport(items=[])
     if ls.session.behaviour(document.path).run == "onSave":
-        result = ls.latest(uri) or await ls.scheduler.current(uri)
+        result = ls.latest(uri)
+        saved_now = ls.saved_versions.get(uri) == document.version
+        if result is None or (saved_now and result.version != document.version):
+            result = await ls.scheduler.current(uri)  # the save's own analysis, not the one before it
     else:
         result = await ls.scheduler.current(uri)
     if result is None:

@@ -333,6 +333,24 @@ async def test_on_save_mode(pusher: LanguageClient, workspace, setting):
     assert await waiter == []
 
 
+async def test_on_save_mode_pull_right_after_a_save_gets_the_saved_version(vscode: LanguageClient, workspace):
+    """A pull client (VS Code) asks for diagnostics right after didSave: it gets the analysis of
+    what was saved, not the one from before the save."""
+    client = vscode
+    setting = {"run": "onSave"}
+    client.set_configuration(setting, section="gap", scope_uri=workspace.as_uri())
+    client.workspace_did_change_configuration(types.DidChangeConfigurationParams(settings={"gap": setting}))
+    await asyncio.sleep(0.3)  # the server pulls the new settings
+    uri, diagnostics = await opened(client, workspace)
+    assert [d.code for d in diagnostics] == ["GAP102"]
+    change_document(client, uri, 2, [replace_all(SOURCE.replace("return None", "raise"))])
+    client.text_document_did_save(types.DidSaveTextDocumentParams(text_document=types.TextDocumentIdentifier(uri=uri)))
+    report = await client.text_document_diagnostic_async(
+        types.DocumentDiagnosticParams(text_document=types.TextDocumentIdentifier(uri=uri))
+    )
+    assert list(report.items) == []
+
+
 async def test_a_failing_request_is_logged_and_the_server_keeps_serving(vscode: LanguageClient, workspace):
     client = vscode
     uri, diagnostics = await opened(client, workspace)
