@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from gap_ls.core.source import MEMBER_HEADER
+from gap_ls.core.summary import dotted as dotted_name
 
 if TYPE_CHECKING:
     from gap_ls.core.summary import FunctionInfo, ModuleSummary
@@ -469,17 +470,6 @@ def _is_main_guard(node: ast.stmt) -> bool:
     return any(isinstance(n, ast.Name) and n.id == "__name__" for n in names) and any(
         isinstance(n, ast.Constant) and n.value == "__main__" for n in names
     )
-
-
-def dotted_name(node: ast.AST | None) -> str | None:
-    parts: list[str] = []
-    while isinstance(node, ast.Attribute):
-        parts.append(node.attr)
-        node = node.value
-    if isinstance(node, ast.Name):
-        parts.append(node.id)
-        return ".".join(reversed(parts))
-    return None
 
 
 # -- a cheap first look (no flow facts) -------------------------------------------------------

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from gap_ls.core.source import MEMBER_HEADER
+from gap_ls.core.summary import dotted
 
 if TYPE_CHECKING:
     from gap_ls.core.summary import ModuleSummary
@@ -243,17 +244,6 @@ class UnitEffects:
 
 
 # -- reading calls ---------------------------------------------------------------------------------
-
-
-def dotted(node: ast.AST | None) -> str | None:
-    parts: list[str] = []
-    while isinstance(node, ast.Attribute):
-        parts.append(node.attr)
-        node = node.value
-    if isinstance(node, ast.Name):
-        parts.append(node.id)
-        return ".".join(reversed(parts))
-    return None
 
 
 def _callee(call: ast.Call) -> str | None:

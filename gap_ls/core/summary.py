@@ -333,7 +333,7 @@ class ModuleSummary:
             return self._model
 
 
-def dotted(node: ast.AST) -> str | None:
+def dotted(node: ast.AST | None) -> str | None:
     """``a.b.c`` for a Name/Attribute chain, else None."""
     parts: list[str] = []
     while isinstance(node, ast.Attribute):
