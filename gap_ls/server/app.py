@@ -161,7 +161,7 @@ class GapServer(LanguageServer):
             # A client that fails to encode its answer may never send one (Emacs with a malformed
             # `eglot-workspace-configuration`): do not wait forever.
             items = await asyncio.wait_for(self.workspace_configuration_async(params), CONFIGURATION_TIMEOUT_S)
-        except TimeoutError:
+        except TimeoutError:  # gap: ignore[GAP106] no answer: keep the previous settings (said in the client log)
             message = (f"gap-ls: no answer to workspace/configuration after {CONFIGURATION_TIMEOUT_S:.0f} s; "
                        "keeping the previous settings")
             self.window_log_message(types.LogMessageParams(type=types.MessageType.Warning, message=message))

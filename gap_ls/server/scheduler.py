@@ -271,7 +271,11 @@ class Scheduler:
             self.results[uri] = result
             self._on_result(result)
         current = self._snapshot_of(uri)
-        outdated = current is not None and (current.version != result.version or result.generation != self._generation)
+        outdated = current is not None and (
+            current.version != result.version
+            or result.generation != self._generation
+            or current.settings != result.snapshot.settings  # pyproject.toml changed while this job ran
+        )
         if outdated and uri not in self._timers:
             self._on_outdated(uri)  # edits or a configuration change arrived while this job ran
 
@@ -283,7 +287,8 @@ class Scheduler:
                 return None
             result = await asyncio.shield(future)
             snapshot = self._snapshot_of(uri)
-            if snapshot is None or (result.version == snapshot.version and result.generation == self._generation):
+            if snapshot is None or (result.version == snapshot.version and result.generation == self._generation
+                                    and result.snapshot.settings == snapshot.settings):
                 return result
         return self.results.get(uri)
 

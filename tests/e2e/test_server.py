@@ -505,6 +505,14 @@ async def test_saving_a_python_file_picks_up_a_new_pyproject_table(pusher: Langu
     uri, diagnostics = await opened(pusher, workspace)
     assert [d.code for d in diagnostics] == ["GAP102"]
     (workspace / "pyproject.toml").write_text('[project]\nname = "demo"\n\n[tool.gap-ls]\nignore = ["GAP102"]\n')
-    waiter = asyncio.ensure_future(wait_for_publish(pusher, uri, 1))
+
+    async def cleared() -> bool:
+        # Publications of version 1 from before the save (the start-up configuration pull
+        # re-analyses too) may still arrive: wait for the one without the ignored finding.
+        while await wait_for_publish(pusher, uri, 1):
+            pass
+        return True
+
+    waiter = asyncio.ensure_future(cleared())
     pusher.text_document_did_save(types.DidSaveTextDocumentParams(text_document=types.TextDocumentIdentifier(uri=uri)))
-    assert await waiter == []
+    assert await asyncio.wait_for(waiter, 20)
