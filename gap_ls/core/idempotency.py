@@ -343,7 +343,7 @@ class _Reader:
             target = call.func.value
             if isinstance(target, ast.Call) and (_callee(target) or "").split(".")[-1] in EMAIL_CONSTRUCTORS:
                 return ("email", "e-mail (`.send()`)", "")
-            if receiver and re.search(r"mail|smtp|sendgrid|^sg$|postmark|email|producer|notifier|ses|mailer",
+            if receiver and re.search(r"mail|smtp|sendgrid|^sg$|postmark|email|producer|notifier|(^|_)ses(_|$)|mailer",
                                       lowered) and base not in _NOT_RECEIVERS:
                 return ("enqueue" if "producer" in lowered else "email", f"`{qualified}`", "")
             if receiver and self._constructed_as(base, EMAIL_CONSTRUCTORS):
@@ -765,6 +765,13 @@ def _exits(statements: Sequence[ast.stmt], words: tuple[type, ...]) -> bool:
     return any(isinstance(s, words) for s in _statements(statements))
 
 
+def _counted_or_endless(test: ast.expr) -> bool:
+    """`while True:` or a loop that counts attempts (`while attempt < 5`, `while tries:`)."""
+    if isinstance(test, ast.Constant):
+        return bool(test.value)
+    return bool(_RETRY_ITER.search(ast.unparse(test)))
+
+
 def _hand_written_retry(loop: ast.For | ast.AsyncFor | ast.While) -> list[ast.stmt] | None:
     """The repeated statements of a bounded/attempt loop whose try leaves on success and whose
     handler lets the loop go round again; None if this is not such a loop."""
@@ -776,6 +783,8 @@ def _hand_written_retry(loop: ast.For | ast.AsyncFor | ast.While) -> list[ast.st
         if not (_RETRY_ITER.search(target) or (ranged and target in ("_", "i", "n", "attempt"))
                 or _RETRY_ITER.search(ast.unparse(iterator))):
             return None
+    elif not _counted_or_endless(loop.test):
+        return None  # `while self.running:`: a service loop that recovers, not a retry
     tries = [s for s in loop.body if isinstance(s, ast.Try)]
     for attempt in tries:
         leaves = _exits([*attempt.body, *attempt.orelse], (ast.Return, ast.Break))

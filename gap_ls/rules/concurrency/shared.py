@@ -419,7 +419,9 @@ def updates(scope: Scope) -> Iterator[Update]:
         elif isinstance(node, cst.Assign) and len(node.targets) == 1:
             target = node.targets[0].target
             state = scope.state_of(target)
-            if state is not None:
+            if state is not None and _keeps_or_replaces(node.value, target):
+                pass  # `x = y or x`: the old value is a fallback, not an input (no update is lost)
+            elif state is not None:
                 read = scope.reads(node.value, target)
                 if read is not None:
                     yield Update(state, target, node, read, node, None)
@@ -434,6 +436,15 @@ def updates(scope: Scope) -> Iterator[Update]:
                     origins.extend(aliases[used.value])
             for name in assigned_names(target):
                 aliases[name] = origins
+
+
+def _keeps_or_replaces(value: cst.BaseExpression, target: cst.BaseExpression) -> bool:
+    """`value` is `new or target` / `target or new`: either the old value unchanged or another."""
+    if not isinstance(value, cst.BooleanOperation):
+        return False
+    empty = cst.Module(body=[])
+    wanted = empty.code_for_node(target)
+    return wanted in (empty.code_for_node(value.left), empty.code_for_node(value.right))
 
 
 def _alias_read(

@@ -186,10 +186,13 @@ def _verdicts(context: UnitContext) -> list[Verdict]:
     finder = ScopeFinder(context.summary, catalogue, context.depend, _jedi_follower(context, catalogue))
     verdicts: list[Verdict] = []
     prefix = ".".join(class_path)
+    reported: set[tuple[int, int]] = set()
     for function, qualname, class_name in _functions(statements, prefix, prefix or None):
         for scope in finder.scopes(function, qualname, class_name):
             verdict = judge(scope)
-            if verdict is not None:
+            # One finding per effect: a retry loop inside a consumer reports it once, as a retry.
+            if verdict is not None and verdict.at not in reported:
+                reported.add(verdict.at)
                 verdicts.append(verdict)
     verdicts.extend(_policies(tree, context, catalogue))
     return [_in_code_points(v, text) for v in verdicts]
