@@ -22,6 +22,7 @@ import asyncio
 import json
 import statistics
 import sys
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -184,13 +185,23 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
 
 
-async def measure(server: str, size: int, pull: bool) -> dict:
+def commit(root: Path) -> None:
+    """Make ``root`` a git repository with its files committed (gap-ls then compares each open
+    buffer with the file at HEAD, as it does in a user's checkout)."""
+    for args in (["init", "-q"], ["add", "."], ["-c", "user.email=bench@example.com", "-c", "user.name=bench",
+                                               "commit", "-qm", "base"]):
+        subprocess.run(["git", "-C", str(root), *args], check=True, capture_output=True)
+
+
+async def measure(server: str, size: int, pull: bool, git: bool = False) -> dict:
     command, debounce = SERVERS[server]
     text = build(size)
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
         path = root / f"generated_{size}.py"
         path.write_text(text, encoding="utf-8")
+        if git:
+            commit(root)
         uri = path.as_uri()
         session = Session(command, pull)
         await session.start(root)
@@ -270,7 +281,7 @@ async def main_async(args: argparse.Namespace) -> dict:
     for server in args.server:
         pull = server != "pylsp"
         for size in args.sizes:
-            runs = [await measure(server, size, pull) for _ in range(args.runs)]
+            runs = [await measure(server, size, pull, args.git) for _ in range(args.runs)]
             row = {
                 "first_ms": statistics.median(r["first_s"] for r in runs) * 1000,
                 "single_p50_ms": statistics.median(percentile(r["single"], 0.5) for r in runs) * 1000,
@@ -301,6 +312,7 @@ def main() -> int:
     parser.add_argument("--sizes", nargs="+", type=int, default=[1000, 5000, 20000])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--no-storm", dest="storm", action="store_false")
+    parser.add_argument("--git", action="store_true", help="open the file in a git checkout (gap-ls compares with HEAD)")
     args = parser.parse_args()
     results = asyncio.run(main_async(args))
     print(json.dumps(results, sort_keys=True))

@@ -144,6 +144,7 @@ class HeadVersion:
         self._base: dict[str, FunctionFacts] = {}
         self._risks: dict[tuple, list[Risk]] = {}  # by buffer unit: its risks, lines relative to the unit
         self._imports: dict[str, str] = {}  # the buffer's imports the cached risks were read with
+        self._unchanged: dict[tuple[tuple[str, ...], str], bool] = {}  # buffer unit -> same text at HEAD?
         if text is not None:
             try:
                 parsed = parse_module(text)
@@ -179,9 +180,13 @@ class HeadVersion:
         found: list[Finding] = []
         live = set()
         for unit in analysis.units:
-            if (unit.class_path, unit.text.rstrip()) in self._unit_texts:
-                continue  # unchanged since HEAD
-            key = (unit.class_path, unit.text)
+            key = (unit.class_path, unit.text)  # the unit's own strings: their hashes are cached
+            unchanged = self._unchanged.get(key)
+            if unchanged is None:
+                unchanged = self._unchanged[key] = (unit.class_path, unit.text.rstrip()) in self._unit_texts
+            if unchanged:
+                live.add(key)
+                continue  # as it is at HEAD
             live.add(key)
             if key not in self._risks:
                 self._risks[key] = self._unit_risks(unit, analysis.summary)
@@ -189,6 +194,8 @@ class HeadVersion:
             found.extend(as_finding(replace(r, line=r.line + offset), lines) for r in self._risks[key])
         for key in [k for k in self._risks if k not in live]:
             del self._risks[key]
+        if len(self._unchanged) > 2 * len(live):
+            self._unchanged = {k: v for k, v in self._unchanged.items() if k in live}
         return found
 
     def _unit_risks(self, unit, summary: ModuleSummary) -> list[Risk]:  # type: ignore[no-untyped-def]
