@@ -225,3 +225,10 @@ def test_dropped_row_lock_in_a_django_view(repo):
     assert "top_up: guard removed: `select_for_update()`" in out
     assert "GAP291 `select_for_update()` guarded this function in the base version" in out
     assert "GAP205" in out  # and the lost update the change introduces
+
+
+def test_a_regression_silenced_with_a_reason_is_not_risk_and_check_does_not_call_it_unused(repo):
+    edit(repo, "except FileNotFoundError:", "except Exception:  # gap: ignore[GAP192, GAP102] any read error means no statement")
+    assert risky(repo) == []
+    run = subprocess.run([sys.executable, "-m", "gap_ls", "check", "ledger.py"], cwd=repo, capture_output=True, text=True)
+    assert "GAP001" not in run.stdout, run.stdout

@@ -205,7 +205,9 @@ def finish_analysis(
     units_parsed: int,
 ) -> Analysis:
     """Apply suppressions, report unused ones (GAP001), sort."""
-    enabled = frozenset(rule.code for rule in rules)
+    # A suppression of a diff-only code (GAP191...) is judged where diffs are: the editor's
+    # comparison with HEAD, and `gap-ls review`; here it can never be "unused".
+    enabled = frozenset(rule.code for rule in rules if not rule.diff_only)
     result = apply_suppressions(_dedupe(raw), suppressions, enabled, registry.known_codes())
     findings = list(result.findings)
     if registry.UNUSED_SUPPRESSION in enabled:

@@ -233,7 +233,9 @@ def review_file(
         changes = list(_changes(qualname, old, now))
         review.changes.extend(sorted(changes, key=lambda c: c.line if c.line is not None else c.base_line or 0))
         if old is not None and now is not None:
-            review.risks.extend(r for r in _regressions(qualname, old, now, base or "") if _enabled(r.code, settings))
+            new_lines = (new or "").splitlines()
+            review.risks.extend(r for r in _regressions(qualname, old, now, base or "")
+                                if _enabled(r.code, settings) and not silenced(r, new_lines))
     if new is None:
         return review
     if base_findings is None:
@@ -252,6 +254,15 @@ def review_file(
     )
     review.risks.sort(key=lambda r: (r.line, r.code))
     return review
+
+
+def silenced(risk: Risk, lines: Sequence[str]) -> bool:
+    """A `# gap: ignore[CODE] reason` (or `# noqa: CODE`) on the flagged line silences a regression."""
+    from gap_ls.core.suppression import find_suppressions
+
+    if not 0 <= risk.line < len(lines):
+        return False
+    return any(risk.code in s.codes for s in find_suppressions(lines[risk.line]))
 
 
 def _enabled(code: str, settings: Settings) -> bool:

@@ -287,6 +287,9 @@ class Rule(cst.BatchableCSTVisitor):
     triggers: ClassVar[tuple[str, ...] | None] = None
     # Meta rules are produced by the engine itself and have no visitor logic.
     meta: ClassVar[bool] = False
+    # Regressions only a comparison of two versions shows (gap_ls.core.review): never reported
+    # by an analysis of one version.
+    diff_only: ClassVar[bool] = False
 
     def __init__(self, context: UnitContext) -> None:
         super().__init__()

@@ -33,6 +33,7 @@ from gap_ls.core.review import (
     facts_of,
     function_nodes,
     regressions,
+    silenced,
     unit_function_facts,
 )
 from gap_ls.core.settings import Settings
@@ -191,7 +192,8 @@ class HeadVersion:
             if key not in self._risks:
                 self._risks[key] = self._unit_risks(unit, analysis.summary)
             offset = unit.line_offset()
-            found.extend(as_finding(replace(r, line=r.line + offset), lines) for r in self._risks[key])
+            moved = [replace(r, line=r.line + offset) for r in self._risks[key]]
+            found.extend(as_finding(r, lines) for r in moved if not silenced(r, lines))
         for key in [k for k in self._risks if k not in live]:
             del self._risks[key]
         if len(self._unchanged) > 2 * len(live):

@@ -67,3 +67,13 @@ async def test_outside_a_repository_nothing_is_compared(vscode: LanguageClient, 
     changed = COMMITTED.replace("        with self._lock:\n            self.value += 1\n", "        self.value += 1\n")
     _, diagnostics = await opened(vscode, workspace, changed, "counter.py")
     assert all(d.code != "GAP291" for d in diagnostics)
+
+
+async def test_a_dropped_guard_silenced_with_a_reason_is_not_published(vscode: LanguageClient, workspace):
+    commit(workspace, "counter.py", COMMITTED)
+    changed = COMMITTED.replace(
+        "    def bump(self):\n        with self._lock:\n            self.value += 1\n",
+        "    def bump(self):  # gap: ignore[GAP291] callers hold self._lock now\n        self.value += 1\n",
+    )
+    _, diagnostics = await opened(vscode, workspace, changed, "counter.py")
+    assert all(d.code not in ("GAP291", "GAP001") for d in diagnostics)

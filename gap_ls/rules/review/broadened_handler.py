@@ -40,3 +40,4 @@ class BroadenedHandler(Rule):
     family = Family.SWALLOWED_ERROR
     title = "A narrow handler became a broad one"
     meta = True
+    diff_only = True

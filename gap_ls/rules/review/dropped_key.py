@@ -39,3 +39,4 @@ class DroppedIdempotencyKey(Rule):
     family = Family.IDEMPOTENCY
     title = "An idempotency key was removed, or a retry added around a call without one"
     meta = True
+    diff_only = True

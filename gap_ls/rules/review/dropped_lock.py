@@ -41,3 +41,4 @@ class DroppedLock(Rule):
     family = Family.RACE
     title = "A lock, row lock or atomic update of the base version is gone"
     meta = True
+    diff_only = True

@@ -47,3 +47,4 @@ class DroppedReraise(Rule):
     family = Family.SWALLOWED_ERROR
     title = "A handler that re-raised in the base version no longer does"
     meta = True
+    diff_only = True
