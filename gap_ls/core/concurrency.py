@@ -556,6 +556,8 @@ _VIEW_BASES = re.compile(
 _TASK_DECORATORS = frozenset({"task", "shared_task", "actor", "periodic_task", "db_task", "job"})
 _NOT_HANDLERS = frozenset({"__init__", "__new__", "__post_init__", "setup", "as_view", "__del__", "__repr__"})
 _CONSTRUCTION_METHODS = frozenset({"__init__", "__new__", "__post_init__", "setup", "__set_name__"})
+# `__init__`'s body under another name (`def __init_impl(...)` then `__init__ = __init_impl`).
+_INIT_BODY = re.compile(r"^_{1,2}init(ialize)?(_impl)?$")
 _SINGLE_THREADED = frozenset({"__setstate__", "__reduce__", "__reduce_ex__", "__getstate__", "__copy__", "__deepcopy__"})
 _FORK_HOOK = re.compile(r"after_?fork|at_?fork|_reinit", re.IGNORECASE)
 _EXECUTOR_NAME = re.compile(r"executor|pool|workers", re.IGNORECASE)
@@ -1101,7 +1103,8 @@ class ConcurrencyModel:
                     held = any(self._is_class_lock(h, class_name) for h in call.held)
                     calls.setdefault(call.name, []).append((caller, held))
         # Code that runs before the object is shared, or in a freshly forked (one-thread) child.
-        single = {n for n in by_name if n in _CONSTRUCTION_METHODS or n in _SINGLE_THREADED or _FORK_HOOK.search(n)}
+        single = {n for n in by_name if n in _CONSTRUCTION_METHODS or n in _SINGLE_THREADED or _FORK_HOOK.search(n)
+                  or _INIT_BODY.match(n)}
         construction = _closure(single, calls, lambda caller, held: False)
         # Only private helpers: a public method or function may be called from anywhere else.
         private_calls = {callee: sites for callee, sites in calls.items() if callee.startswith("_")}
