@@ -431,9 +431,12 @@ def updates(scope: Scope) -> Iterator[Update]:
                         name, (assignment, _) = used
                         yield Update(state, target, node, assignment, assignment, name)
             origins = [(node, node.value)]
-            for used in walk(node.value):
-                if isinstance(used, cst.Name) and used.value in aliases:
-                    origins.extend(aliases[used.value])
+            # `response = await client.send(request)`: the awaited result is new data from elsewhere,
+            # not computed from what `request` was built of; the chain of old values stops here.
+            if not any(isinstance(used, cst.Await) for used in walk(node.value)):
+                for used in walk(node.value):
+                    if isinstance(used, cst.Name) and used.value in aliases:
+                        origins.extend(aliases[used.value])
             for name in assigned_names(target):
                 aliases[name] = origins
 
