@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import PurePath
 
 import libcst as cst
 
@@ -24,6 +26,24 @@ from gap_ls.rules.concurrency.shared import (
 )
 
 _REWRITE_WORDS = ("load(", "loads(", "read_text")
+_TEST_SETUP = re.compile(r"^(setUp|tearDown|setUpClass|tearDownClass|setup_(method|class|module|function)|"
+                         r"teardown_(method|class|module|function)|asyncSetUp|asyncTearDown)$")
+
+
+def _test_code(path, relative, qualname: str) -> bool:  # type: ignore[no-untyped-def]
+    """A test module, or a test's set-up/tear-down: a test suite's files are its own, one test at a
+    time, unless something in it starts threads (then the function is reached and this is not asked).
+    Folders count only inside the project (``relative`` to its root): a checkout may live in one."""
+    if _TEST_SETUP.match(qualname.rpartition(".")[2]):
+        return True
+    if path is None:
+        return False
+    name = PurePath(path).name
+    folders = PurePath(relative).parts[:-1] if relative is not None else ()
+    return (name.startswith("test_") or name.endswith("_test.py") or name == "conftest.py"
+            or "tests" in folders or "test" in folders)
+
+
 _FILE_WORDS = ("exists", "isfile", "isdir", "is_file", "is_dir", *_REWRITE_WORDS)
 _EXISTS = frozenset({"os.path.exists", "os.path.isfile", "os.path.isdir", "os.path.lexists", "os.access"})
 _PATH_EXISTS = frozenset({"exists", "is_file", "is_dir"})
@@ -156,7 +176,8 @@ class CheckThenAct(FunctionRule):
     def _files_shared_for(self, qualname: str, reach) -> bool:
         if reach is not None:
             return True
-        if self.context.single_writer(qualname) is not None:
+        relative = self.context.settings.relative_path(self.context.path) if self.context.path is not None else None
+        if self.context.single_writer(qualname) is not None or _test_code(self.context.path, relative, qualname):
             return False
         return self.context.evidence().application is not None
 
