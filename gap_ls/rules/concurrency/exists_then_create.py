@@ -20,7 +20,7 @@ from gap_ls.rules.concurrency.data import (
     query_model,
     row_load,
 )
-from gap_ls.rules.concurrency.shared import FunctionRule, Scope, code, statement_of
+from gap_ls.rules.concurrency.shared import FunctionRule, Scope, code, concurrent_requests, statement_of
 
 _CREATE_WORDS = ("create", ".add(", ".set(", ".hset(", "insert", ".save(", "setex")
 _CHECK_WORDS = (".exists(", "DoesNotExist", ".get(", ".first(", "count(", ".scalar", "one_or_none", ".hget(",
@@ -108,7 +108,7 @@ class ExistsThenCreate(FunctionRule):
         return any(w in _CREATE_WORDS for w in found) and any(w in _CHECK_WORDS for w in found)
 
     def wants(self, function: cst.FunctionDef, qualname: str) -> bool:
-        return self._concurrent_for(qualname) is not None
+        return concurrent_requests(self.context, qualname) is not None
 
     def check_function(self, scope: Scope) -> None:
         races = [*self._row_races(scope), *self._cache_races(scope)]
@@ -120,16 +120,7 @@ class ExistsThenCreate(FunctionRule):
         self._report(races[0], scope, concurrent)
 
     def _concurrent(self, scope: Scope) -> str | None:
-        return self._concurrent_for(scope.qualname)
-
-    def _concurrent_for(self, qualname: str) -> str | None:
-        reach = self.context.reach(qualname)
-        if reach is not None:
-            return reach.via
-        if self.context.single_writer(qualname) is not None:
-            return None
-        evidence = self.context.evidence()
-        return evidence.application or evidence.data_store
+        return concurrent_requests(self.context, scope.qualname)
 
     # -- rows -------------------------------------------------------------------------------------
     def _row_races(self, scope: Scope) -> Iterator[_Race]:

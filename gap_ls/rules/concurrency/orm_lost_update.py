@@ -13,7 +13,7 @@ from gap_ls.core.nodes import assigned_names, body_statements, dotted_name, walk
 from gap_ls.core.rule import FixRequest
 from gap_ls.core.summary import ModuleSummary, UnitFacts
 from gap_ls.rules.concurrency.data import Load, is_persist, loads, locks_rows_before
-from gap_ls.rules.concurrency.shared import FunctionRule, Scope, code, statement_of
+from gap_ls.rules.concurrency.shared import FunctionRule, Scope, code, concurrent_requests, statement_of
 
 
 @dataclass(frozen=True)
@@ -99,7 +99,7 @@ class OrmLostUpdate(FunctionRule):
         return facts is None or (facts.writes_state and (imports_data_store(summary) or "objects." in found))
 
     def wants(self, function: cst.FunctionDef, qualname: str) -> bool:
-        return self._concurrent_for(qualname) is not None
+        return concurrent_requests(self.context, qualname) is not None
 
     def check_function(self, scope: Scope) -> None:
         found = loads(scope)
@@ -119,17 +119,7 @@ class OrmLostUpdate(FunctionRule):
                 return  # one finding per function
 
     def _concurrent(self, scope: Scope) -> str | None:
-        return self._concurrent_for(scope.qualname)
-
-    def _concurrent_for(self, qualname: str) -> str | None:
-        """Why requests or tasks can run this at once, or None."""
-        reach = self.context.reach(qualname)
-        if reach is not None:
-            return reach.via
-        if self.context.single_writer(qualname) is not None:
-            return None
-        evidence = self.context.evidence()
-        return evidence.application or evidence.data_store
+        return concurrent_requests(self.context, scope.qualname)
 
     def _changes(self, load: Load, scope: Scope) -> Iterator[_Change]:
         derived: dict[str, set[str]] = {}  # locals computed from the row -> the fields they read

@@ -405,6 +405,19 @@ class Update:
     via_local: str | None  # `current = self.balance` ... `self.balance = current + n`: "current"
 
 
+def concurrent_requests(context: UnitContext, qualname: str) -> str | None:
+    """Why requests or tasks can run ``qualname`` at once (the rows and keys it touches are shared
+    across processes too), or None: reached from a concurrency root, or in an application or
+    data-store module that is not a single-writer script."""
+    reach = context.reach(qualname)
+    if reach is not None:
+        return reach.via
+    if context.single_writer(qualname) is not None:
+        return None
+    evidence = context.evidence()
+    return evidence.application or evidence.data_store
+
+
 def updates(scope: Scope) -> Iterator[Update]:
     """Every read-modify-write of shared state in the function, in source order: `x += n`,
     `x = f(x)`, `d[k] = d.get(k, 0) + 1`, and a read into a local that the write uses."""
