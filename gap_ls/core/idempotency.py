@@ -158,6 +158,12 @@ _DUPLICATE_ERRORS = ("IntegrityError", "UniqueViolation", "DuplicateKeyError", "
                      "UniqueViolationError")
 _WEBHOOK_SIGNATURES = ("construct_event", "verify_signature", "verify_webhook", "verify_header", "validate_signature",
                        "compare_digest")
+# Modules whose functions are never followed with jedi: libraries the catalogue already knows.
+_KNOWN_LIBRARIES = frozenset({
+    *IO_MODULES, *PAYMENT_MODULES, "celery", "tenacity", "backoff", "stamina", "retrying", "django", "flask",
+    "fastapi", "starlette", "logging", "json", "os", "time", "uuid", "typing", "dataclasses", "datetime", "asyncio",
+    "functools", "itertools", "collections", "re", "math", "random", "secrets",
+})
 _RECEIVE_CALLS = frozenset({"receive_message", "poll", "consume", "basic_get", "get_message", "receive_messages",
                             "pull", "fetch_messages"})
 _ACK_CALLS = frozenset({"ack", "basic_ack", "delete_message", "commit", "acknowledge", "reject", "nack"})
@@ -284,7 +290,7 @@ def _is_true(node: ast.AST | None) -> bool:
 
 
 @dataclass
-class _Reader:
+class CallReader:
     """Classifies the calls of one function against the module's imports."""
 
     summary: ModuleSummary
@@ -540,7 +546,7 @@ class ScopeFinder:
     def _handler_kind(self, function: FunctionNode, qualname: str) -> str | None:
         """How a function receives messages that may arrive more than once, if it does."""
         params = [a.arg for a in function.args.args]
-        calls = [_callee(c) or "" for c in _calls(function.body, handlers=True)]
+        calls = [_callee(c) or "" for c in calls_in(function.body, handlers=True)]
         methods = {c.rpartition(".")[2] for c in calls}
         if self._is_webhook_receiver(function, qualname, params, methods):
             return "a webhook handler (providers re-send until they get a 2xx)"
@@ -595,7 +601,7 @@ class ScopeFinder:
 
     def _scope(self, kind: str, how: str, node: ast.AST, function: FunctionNode, qualname: str,
                class_name: str | None, statements: list[ast.stmt], bound: bool) -> Scope:
-        reader = _Reader(self.summary, self.catalogue)
+        reader = CallReader(self.summary, self.catalogue)
         _collect_assignments(function.body, reader.assigned)
         repeated: dict[str, ast.expr] = {}
         _collect_assignments(statements, repeated)
@@ -612,11 +618,11 @@ class ScopeFinder:
         return name.split(".")[-1] in names
 
     # -- what the scope does, in order ------------------------------------------------------
-    def _steps(self, statements: Sequence[ast.stmt], reader: _Reader, qualname: str,
+    def _steps(self, statements: Sequence[ast.stmt], reader: CallReader, qualname: str,
                class_name: str | None) -> Iterator[Step]:
         guards = _guarding_statements(statements)
-        ordered = sorted(_calls(statements), key=lambda c: (c.end_lineno or 0, c.end_col_offset or 0))
-        guard_calls = {id(c) for g in guards for c in _calls([g])}
+        ordered = sorted(calls_in(statements), key=lambda c: (c.end_lineno or 0, c.end_col_offset or 0))
+        guard_calls = {id(c) for g in guards for c in calls_in([g])}
         steps = [self._step(call, reader, qualname, class_name, id(call) in guard_calls) for call in ordered]
         # A client that performs an effect here talks to another process: its other calls can fail too.
         clients = {s.callee.rpartition(".")[0] for s in steps if s.effect is not None and not s.effect.via}
@@ -627,7 +633,7 @@ class ScopeFinder:
                 step = replace(step, fails=True)
             yield step
 
-    def _step(self, call: ast.Call, reader: _Reader, qualname: str, class_name: str | None, in_guard: bool) -> Step:
+    def _step(self, call: ast.Call, reader: CallReader, qualname: str, class_name: str | None, in_guard: bool) -> Step:
         raw = _callee(call) or ""
         callee = self.qualify(raw)
         position = dict(line=call.lineno, column=call.col_offset, end=(call.end_lineno or 0, call.end_col_offset or 0),
@@ -669,10 +675,7 @@ class ScopeFinder:
         if target is None:
             return False
         top = target.split(".")[0]
-        known = (*IO_MODULES, *PAYMENT_MODULES, "celery", "tenacity", "backoff", "stamina", "retrying", "django",
-                 "flask", "fastapi", "starlette", "logging", "json", "os", "time", "uuid", "typing", "dataclasses",
-                 "datetime", "asyncio", "functools", "itertools", "collections", "re", "math", "random", "secrets")
-        return top not in known
+        return top not in _KNOWN_LIBRARIES
 
     def _local(self, raw: str, qualname: str, class_name: str | None) -> tuple[str, FunctionEffects] | None:
         if not raw or ("." in raw and not raw.startswith(("self.", "cls."))):
@@ -692,7 +695,7 @@ class ScopeFinder:
 
 def _calls_method(function: FunctionNode, method: str) -> bool:
     return any((_callee(c) or "").split(".")[-1] == method and (_callee(c) or "").startswith("self.")
-               for c in _calls(function.body, handlers=True))
+               for c in calls_in(function.body, handlers=True))
 
 
 # Things one operation is about: a key derived from their id names that operation (a customer or
@@ -741,7 +744,7 @@ def _statements(statements: Iterable[ast.stmt]) -> Iterator[ast.stmt]:
             yield from _statements(case.body)
 
 
-def _calls(statements: Iterable[ast.stmt], handlers: bool = False) -> Iterator[ast.Call]:
+def calls_in(statements: Iterable[ast.stmt], handlers: bool = False) -> Iterator[ast.Call]:
     """Calls in these statements, not in nested definitions and (unless asked) not in except handlers."""
     stack: list[ast.AST] = list(statements)
     while stack:
@@ -831,11 +834,11 @@ def unit_effects(class_path: tuple[str, ...], text: str, summary: ModuleSummary,
     functions: list[tuple[str, str | None, FunctionEffects]] = []
     prefix = ".".join(class_path)
     unkeyed_http = False
-    for function, qualname, class_name in _functions(statements, prefix, prefix or None):
-        reader = _Reader(summary, catalogue)
+    for function, qualname, class_name in functions_of(statements, prefix, prefix or None):
+        reader = CallReader(summary, catalogue)
         _collect_assignments(function.body, reader.assigned)
         effects, fails, calls = [], False, []
-        for call in _calls(function.body, handlers=True):
+        for call in calls_in(function.body, handlers=True):
             effect = reader.effect(call)
             if effect is not None:
                 effects.append(effect)
@@ -849,23 +852,23 @@ def unit_effects(class_path: tuple[str, ...], text: str, summary: ModuleSummary,
                for d in function.decorator_list):
             effects, calls = [], []  # Powertools records and replays its result: safe to call again
         functions.append((qualname, class_name, FunctionEffects(tuple(effects), fails or bool(effects), tuple(calls))))
-    reader = _Reader(summary, catalogue)
+    reader = CallReader(summary, catalogue)
     top_level = [s for s in statements if not isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]
     unkeyed_http |= any((e := reader.effect(c)) is not None and e.kind == "http" and not e.keyed
-                        for c in _calls(top_level))
+                        for c in calls_in(top_level))
     return UnitEffects(tuple(functions), unkeyed_http)
 
 
-def _functions(statements: Sequence[ast.stmt], prefix: str, class_name: str | None
+def functions_of(statements: Sequence[ast.stmt], prefix: str, class_name: str | None
                ) -> Iterator[tuple[FunctionNode, str, str | None]]:
     for statement in statements:
         if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef)):
             qualname = f"{prefix}.{statement.name}" if prefix else statement.name
             yield statement, qualname, class_name
-            yield from _functions(statement.body, qualname, class_name)
+            yield from functions_of(statement.body, qualname, class_name)
         elif isinstance(statement, ast.ClassDef):
             qualname = f"{prefix}.{statement.name}" if prefix else statement.name
-            yield from _functions(statement.body, qualname, qualname)
+            yield from functions_of(statement.body, qualname, qualname)
 
 
 class EffectModel:

@@ -25,10 +25,10 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
-from gap_ls.core.idempotency import DEFAULT_CATALOGUE, Catalogue, ScopeFinder, _calls, _functions, _Reader, dotted
+from gap_ls.core.idempotency import DEFAULT_CATALOGUE, CallReader, Catalogue, ScopeFinder, calls_in, functions_of
 from gap_ls.core.model import Finding, Severity
 from gap_ls.core.settings import Settings
-from gap_ls.core.summary import BROAD_EXCEPTIONS, ModuleSummary, summarize
+from gap_ls.core.summary import BROAD_EXCEPTIONS, ModuleSummary, dotted, summarize
 
 _LOCKISH = re.compile(r"lock|mutex|semaphore", re.IGNORECASE)
 
@@ -97,8 +97,6 @@ class FileReview:
     error: str = ""  # a version that does not parse: nothing compared
 
 
-function_nodes = _functions  # (node, qualified name, class) of every function under some statements
-
 # -- facts of one version ---------------------------------------------------------------------------
 
 
@@ -111,7 +109,7 @@ def function_facts(text: str, catalogue: Catalogue = DEFAULT_CATALOGUE) -> dict[
     summary = summarize(tree)
     finder = ScopeFinder(summary, catalogue)
     found: dict[str, FunctionFacts] = {}
-    for function, qualname, class_name in _functions(tree.body, "", None):
+    for function, qualname, class_name in functions_of(tree.body, "", None):
         found[qualname] = facts_of(function, qualname, class_name, summary, catalogue, finder)
     return found
 
@@ -121,9 +119,9 @@ def facts_of(function, qualname: str, class_name: str | None, summary: ModuleSum
     """The facts of one function node (``qualname`` in a module with this summary)."""
     finder = finder or ScopeFinder(summary, catalogue)
     body = list(function.body)
-    reader = _Reader(summary, catalogue)
+    reader = CallReader(summary, catalogue)
     effects = []
-    for call in _calls(body, handlers=True):
+    for call in calls_in(body, handlers=True):
         effect = reader.effect(call)
         if effect is not None:
             effects.append(KeyedCall(summary.qualify(dotted(call.func) or "") or effect.label, effect.keyed,
@@ -452,7 +450,7 @@ def unit_function_facts(class_path: tuple[str, ...], parse_text: str, summary: M
     prefix = ".".join(class_path)
     finder = ScopeFinder(summary, catalogue)
     return [facts_of(function, qualname, class_name, summary, catalogue, finder)
-            for function, qualname, class_name in _functions(statements, prefix, prefix or None)]
+            for function, qualname, class_name in functions_of(statements, prefix, prefix or None)]
 
 
 def regressions(base_text: str, base: dict[str, FunctionFacts], now: dict[str, FunctionFacts],

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from gap_ls.core.document import AnalysisDocument
 from gap_ls.core.engine import Analysis
-from gap_ls.core.idempotency import Catalogue
+from gap_ls.core.idempotency import Catalogue, functions_of
 from gap_ls.core.model import Finding
 from gap_ls.core.resolve import Resolver
 from gap_ls.core.review import (
@@ -31,7 +31,6 @@ from gap_ls.core.review import (
     Risk,
     as_finding,
     facts_of,
-    function_nodes,
     regressions,
     silenced,
     unit_function_facts,
@@ -139,7 +138,7 @@ class HeadVersion:
         self.settings = settings
         self.catalogue = Catalogue.extended(settings.retry_decorators, settings.side_effect_calls, settings.key_names)
         self._unit_texts: set[tuple[tuple[str, ...], str]] = set()
-        self._functions: dict[str, tuple[ast.AST, str | None]] = {}
+        self.functions_of: dict[str, tuple[ast.AST, str | None]] = {}
         self._summary: ModuleSummary | None = None
         self._tree: ast.Module | None = None
         self._base: dict[str, FunctionFacts] = {}
@@ -155,7 +154,7 @@ class HeadVersion:
             # Units of the document keep their trailing blank lines; those of parse_module do not.
             self._unit_texts = {(u.class_path, u.text.rstrip()) for u in parsed.units}
             self._tree = parsed.tree
-            self._functions = {q: (f, c) for f, q, c in function_nodes(parsed.tree.body, "", None)}
+            self.functions_of = {q: (f, c) for f, q, c in functions_of(parsed.tree.body, "", None)}
 
     @classmethod
     def read(cls, text: str | None, settings: Settings) -> HeadVersion:
@@ -163,7 +162,7 @@ class HeadVersion:
 
     def _base_facts(self, qualname: str) -> FunctionFacts | None:
         if qualname not in self._base:
-            found = self._functions.get(qualname)
+            found = self.functions_of.get(qualname)
             if found is None or self._tree is None:
                 return None
             if self._summary is None:

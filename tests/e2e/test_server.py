@@ -58,6 +58,18 @@ async def opened(client: LanguageClient, workspace, text: str = SOURCE, name: st
     return uri, diagnostics
 
 
+async def pull_until_clear(client: LanguageClient, uri: str, rounds: int = 50):
+    """Pull diagnostics until they are empty (a re-analysis is under way), at most ``rounds`` times."""
+    for _ in range(rounds):
+        report = await client.text_document_diagnostic_async(
+            types.DocumentDiagnosticParams(text_document=types.TextDocumentIdentifier(uri=uri))
+        )
+        if not report.items:
+            break
+        await asyncio.sleep(0.1)
+    return report
+
+
 async def test_open_publishes_diagnostics_at_the_right_position(client: LanguageClient, workspace):
     uri, diagnostics = await opened(client, workspace)
     [diagnostic] = diagnostics
@@ -260,13 +272,7 @@ async def test_configuration_change_applies(vscode: LanguageClient, workspace):
     client.set_configuration({"ignore": ["GAP102"]}, section="gap", scope_uri=workspace.as_uri())
     client.set_configuration({"ignore": ["GAP102"]}, section="gap")
     client.workspace_did_change_configuration(types.DidChangeConfigurationParams(settings=None))
-    for _ in range(50):
-        report = await client.text_document_diagnostic_async(
-            types.DocumentDiagnosticParams(text_document=types.TextDocumentIdentifier(uri=uri))
-        )
-        if not report.items:
-            break
-        await asyncio.sleep(0.1)
+    report = await pull_until_clear(client, uri)
     assert list(report.items) == []
     assert client.diagnostic_refresh_count >= 1
 
@@ -296,13 +302,7 @@ async def test_pyproject_change_reanalyses(vscode: LanguageClient, workspace):
             changes=[types.FileEvent(uri=(workspace / "pyproject.toml").as_uri(), type=types.FileChangeType.Changed)]
         )
     )
-    for _ in range(50):
-        report = await client.text_document_diagnostic_async(
-            types.DocumentDiagnosticParams(text_document=types.TextDocumentIdentifier(uri=uri))
-        )
-        if not report.items:
-            break
-        await asyncio.sleep(0.1)
+    report = await pull_until_clear(client, uri)
     assert list(report.items) == []
 
 

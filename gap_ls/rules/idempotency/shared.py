@@ -9,12 +9,21 @@ never draws two codes for one gap.
 from __future__ import annotations
 
 import ast
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar
 
 import libcst as cst
 
-from gap_ls.core.idempotency import RETRY_DECORATORS, Catalogue, FunctionEffects, Scope, ScopeFinder, Step, unsafe_retry_policy
+from gap_ls.core.idempotency import (
+    RETRY_DECORATORS,
+    Catalogue,
+    FunctionEffects,
+    Scope,
+    ScopeFinder,
+    Step,
+    functions_of,
+    unsafe_retry_policy,
+)
 from gap_ls.core.model import Family, Position
 from gap_ls.core.rule import FixRequest, Rule, UnitContext
 from gap_ls.core.source import MEMBER_HEADER
@@ -187,7 +196,7 @@ def _verdicts(context: UnitContext) -> list[Verdict]:
     verdicts: list[Verdict] = []
     prefix = ".".join(class_path)
     reported: set[tuple[int, int]] = set()
-    for function, qualname, class_name in _functions(statements, prefix, prefix or None):
+    for function, qualname, class_name in functions_of(statements, prefix, prefix or None):
         for scope in finder.scopes(function, qualname, class_name):
             verdict = judge(scope)
             # One finding per effect: a retry loop inside a consumer reports it once, as a retry.
@@ -216,12 +225,6 @@ def _jedi_follower(context: UnitContext, catalogue: Catalogue):  # type: ignore[
         return f"{external.module}.{external.info.qualname}", external.describe(), effects
 
     return follow
-
-
-def _functions(statements, prefix, class_name):
-    from gap_ls.core.idempotency import _functions as functions
-
-    return functions(statements, prefix, class_name)
 
 
 def judge(scope: Scope) -> Verdict | None:
@@ -285,11 +288,7 @@ def _in_code_points(verdict: Verdict, text: str) -> Verdict:
     def step(s: Step | None) -> Step | None:
         if s is None:
             return None
-        from dataclasses import replace
-
         return replace(s, column=convert(s.line, s.column), end=(s.end[0], convert(*s.end)))
-
-    from dataclasses import replace
 
     scope = replace(verdict.scope, column=convert(verdict.scope.line, verdict.scope.column))
     return replace(verdict, scope=scope, at=(verdict.at[0], convert(*verdict.at)), step=step(verdict.step),
